@@ -1,0 +1,156 @@
+//go:build linux
+
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/tortie-net/tortie/linux/netlinkx"
+)
+
+// RouteProtocol tags the host routes Setup adds ("proto 116" in ip route), so
+// the dataplane and `tortie-node cleanup` can recognise them without relying
+// on the interface name alone.
+//
+// Why 116: it is free in the kernel's rtnetlink.h list, in iproute2's
+// rt_protos (0-18, 42, 99, 186-192) and in FRR's block (186-198). It is
+// deliberately not 80, which Calico's Felix and BIRD stamp on their routes
+// (dataplanedefs.DefaultRouteProto), so during a migration neither side
+// mistakes the other's routes for its own; and not 3 (boot), which is what a
+// plain `ip route add` uses, so an administrator's routes are never ours.
+// (Calico itself puts workload routes in proto boot.) 116 is ASCII 't'.
+//
+// TODO: move to common/config/owned.go with the other owned identifiers.
+const RouteProtocol netlink.RouteProtocol = 116
+
+// NetlinkTimeout bounds each netlink request. The kernel answers in
+// microseconds unless the RTNL lock is contended; on a node busy creating
+// hundreds of pods that can take seconds, so the bound is generous. A ctx
+// deadline closer than this shortens it.
+const NetlinkTimeout = 30 * time.Second
+
+// minNetlinkTimeout keeps rollback possible when ctx has already expired.
+const minNetlinkTimeout = time.Second
+
+var (
+	// hostMAC is the MAC of every host-side veth. Pods never need to learn
+	// a new gateway MAC, and the host end's EUI-64 link-local address (the
+	// pod's IPv6 gateway) is the same on every veth.
+	hostMAC = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	// gatewayV4 is the pod's IPv4 next hop; it exists nowhere and is
+	// answered by proxy ARP on the host end.
+	gatewayV4 = netip.MustParseAddr("169.254.1.1")
+	// gatewayV6 is the EUI-64 link-local address derived from hostMAC.
+	gatewayV6 = netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")
+)
+
+const hostWhere = "host netns"
+
+func containerWhere(path string) string { return "container netns " + path }
+
+func requestTimeout(ctx context.Context) time.Duration {
+	d := NetlinkTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, max(time.Until(dl), minNetlinkTimeout))
+	}
+	return d
+}
+
+// openHandle opens a NETLINK_ROUTE socket in the namespace nsh, or in the
+// calling thread's namespace when nsh is netns.None(). The socket stays in
+// that namespace for its lifetime whatever thread later uses it.
+func openHandle(ctx context.Context, nsh netns.NsHandle, where string) (*netlink.Handle, error) {
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink socket in %s: %w", where, err)
+	}
+	if err := h.SetSocketTimeout(requestTimeout(ctx)); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("setting netlink socket timeout in %s: %w", where, err)
+	}
+	return h, nil
+}
+
+// openContainerNS opens the namespace at path and a netlink socket inside it.
+func openContainerNS(ctx context.Context, path string) (ns.NetNS, *netlink.Handle, error) {
+	n, err := ns.GetNS(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening %s: %w", containerWhere(path), err)
+	}
+	h, err := openHandle(ctx, netns.NsHandle(n.Fd()), containerWhere(path))
+	if err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	return n, h, nil
+}
+
+// nsGone reports whether err from ns.GetNS means the namespace no longer
+// exists (path removed, or left behind as a plain file after the unmount).
+func nsGone(err error) bool {
+	var notExist ns.NSPathNotExistErr
+	var notNS ns.NSPathNotNSErr
+	return errors.As(err, &notExist) || errors.As(err, &notNS)
+}
+
+// linkByName returns the link called name, or nil and no error if there is
+// none.
+func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
+	l, err := netlinkx.Dump(func() (netlink.Link, error) { return h.LinkByName(name) })
+	if linkGone(err) {
+		return nil, nil
+	}
+	return l, err
+}
+
+// linkGone reports whether err means the link does not exist (any more).
+func linkGone(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+func isVeth(l netlink.Link) bool { return l.Type() == "veth" }
+
+// netnsID returns the id the namespace of h assigns to the namespace open as
+// fd, or -1 if it has none. Veth peers report their peer's namespace by this
+// id (IFLA_LINK_NETNSID).
+func netnsID(h *netlink.Handle, fd uintptr) int {
+	id, err := h.GetNetNsIdByFd(int(fd))
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}

@@ -1,0 +1,525 @@
+//go:build linux
+
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/tortie-net/tortie/linux/netlinkx"
+)
+
+// DefaultMTU is used when Request.MTU is 0.
+const DefaultMTU = 1500
+
+// MTU bounds: 68 is IPv4's minimum and 65535 the veth driver's maximum;
+// IPv6 refuses to run on a device below 1280 (the kernel silently drops the
+// device's IPv6 state, so it is better to say so up front).
+const (
+	minMTU     = 68
+	maxMTU     = 65535
+	minMTUIPv6 = 1280
+)
+
+// Request describes one pod interface.
+type Request struct {
+	// NetNS is the path of the pod's network namespace (CNI_NETNS).
+	NetNS string
+	// ContainerIfName is the interface name inside the pod (CNI_IFNAME),
+	// usually eth0.
+	ContainerIfName string
+	// HostIfName is the host end's name, normally from [HostVethName].
+	HostIfName string
+	// MTU for both ends; 0 means [DefaultMTU]. It must be 68..65535, and at
+	// least 1280 when the pod has an IPv6 address.
+	MTU int
+	// Addresses are the pod's addresses. Only the address matters: they are
+	// programmed as /32 and /128 whatever the prefix length says, because
+	// the pod reaches everything through the host, never on-link. At least
+	// one is required; duplicates are merged.
+	Addresses []netip.Prefix
+	// ContainerMAC, if set, is the pod interface's MAC
+	// (cni.projectcalico.org/hwAddr); otherwise the kernel picks one.
+	ContainerMAC net.HardwareAddr
+
+	// inject, in tests, runs before each named step of Setup; an error from
+	// it fails the step, to prove the rollback.
+	inject func(step string) error
+}
+
+// Result describes what Setup built.
+type Result struct {
+	HostIfName       string
+	HostMAC          net.HardwareAddr
+	ContainerMAC     net.HardwareAddr
+	ContainerIfIndex int
+	// Addresses are the programmed addresses: /32 and /128, deduplicated,
+	// in request order.
+	Addresses []netip.Prefix
+	// SandboxPath is Request.NetNS, for the CNI result's interface sandbox.
+	SandboxPath string
+}
+
+// Setup steps, named for errors and for failure injection in tests.
+const (
+	stepOpen        = "open"
+	stepRemoveStale = "remove-stale"
+	stepCreateVeth  = "create-veth"
+	stepContSysctls = "container-sysctls"
+	stepHostSysctls = "host-sysctls"
+	stepHostUp      = "host-up"
+	stepContUp      = "container-up"
+	stepContAddrs   = "container-addresses"
+	stepContRoutes  = "container-routes"
+	stepHostRoutes  = "host-routes"
+	stepWaitReady   = "wait-ready"
+	stepBuildResult = "result"
+)
+
+// Setup creates the pod's interface as described in the package
+// documentation (CNI ADD). On error nothing it created remains. See the
+// package documentation for which namespace is "host".
+func Setup(ctx context.Context, req Request) (res *Result, err error) {
+	addrs, mtu, err := req.normalize()
+	if err != nil {
+		return nil, fmt.Errorf("invalid pod interface request: %w", err)
+	}
+	s := &setup{ctx: ctx, req: req, addrs: addrs, mtu: mtu, contWhere: containerWhere(req.NetNS)}
+	for _, a := range addrs {
+		s.v4 = s.v4 || a.Addr().Is4()
+		s.v6 = s.v6 || a.Addr().Is6()
+	}
+	defer s.close()
+	defer func() {
+		if err != nil {
+			if rbErr := s.rollback(); rbErr != nil {
+				err = errors.Join(err, fmt.Errorf("rolling back pod interface %s: %w", req.HostIfName, rbErr))
+			}
+			res = nil
+		}
+	}()
+
+	for _, step := range s.steps() {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("setting up pod interface %s before step %s: %w", req.HostIfName, step.name, err)
+		}
+		if req.inject != nil {
+			if err := req.inject(step.name); err != nil {
+				return nil, fmt.Errorf("step %s: %w", step.name, err)
+			}
+		}
+		if err := step.run(); err != nil {
+			return nil, err
+		}
+	}
+	return s.res, nil
+}
+
+type step struct {
+	name string
+	run  func() error
+}
+
+// steps lists Setup's steps in order; tests iterate the names.
+func (s *setup) steps() []step {
+	return []step{
+		{stepOpen, s.open},
+		{stepRemoveStale, s.removeStale},
+		{stepCreateVeth, s.createVeth},
+		{stepContSysctls, s.containerSysctls},
+		{stepHostSysctls, s.hostSysctls},
+		{stepHostUp, s.hostUp},
+		{stepContUp, s.containerUp},
+		{stepContAddrs, s.containerAddresses},
+		{stepContRoutes, s.containerRoutes},
+		{stepHostRoutes, s.hostRoutes},
+		{stepWaitReady, s.waitReady},
+		{stepBuildResult, s.buildResult},
+	}
+}
+
+// normalize validates r and returns its addresses as host prefixes and the
+// effective MTU.
+func (r Request) normalize() ([]netip.Prefix, int, error) {
+	if r.NetNS == "" {
+		return nil, 0, errors.New("NetNS (container netns path) is empty")
+	}
+	if err := validIfName(r.ContainerIfName); err != nil {
+		return nil, 0, fmt.Errorf("ContainerIfName: %w", err)
+	}
+	if err := validIfName(r.HostIfName); err != nil {
+		return nil, 0, fmt.Errorf("HostIfName: %w", err)
+	}
+	if len(r.Addresses) == 0 {
+		return nil, 0, errors.New("no pod addresses")
+	}
+	var addrs []netip.Prefix
+	v6 := false
+	for _, p := range r.Addresses {
+		a := p.Addr().Unmap()
+		switch {
+		case !p.IsValid():
+			return nil, 0, fmt.Errorf("address %q is not a valid prefix", p)
+		case a.Zone() != "":
+			return nil, 0, fmt.Errorf("address %s has a zone; pod addresses cannot", p)
+		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a.IsLinkLocalUnicast():
+			return nil, 0, fmt.Errorf("address %s cannot be a pod address (unspecified, multicast, loopback or link-local)", p)
+		}
+		h := netip.PrefixFrom(a, a.BitLen())
+		if !slices.Contains(addrs, h) {
+			addrs = append(addrs, h)
+		}
+		v6 = v6 || a.Is6()
+	}
+	mtu := r.MTU
+	if mtu == 0 {
+		mtu = DefaultMTU
+	}
+	if mtu < minMTU || mtu > maxMTU {
+		return nil, 0, fmt.Errorf("MTU %d out of range for a veth (%d..%d)", r.MTU, minMTU, maxMTU)
+	}
+	if v6 && mtu < minMTUIPv6 {
+		return nil, 0, fmt.Errorf("MTU %d is below IPv6's minimum of %d and the pod has an IPv6 address", mtu, minMTUIPv6)
+	}
+	if len(r.ContainerMAC) != 0 {
+		m := r.ContainerMAC
+		if len(m) != 6 || m[0]&1 != 0 || slices.Equal(m, make(net.HardwareAddr, 6)) {
+			return nil, 0, fmt.Errorf("ContainerMAC %s is not a unicast Ethernet address", m)
+		}
+	}
+	return addrs, mtu, nil
+}
+
+// validIfName mirrors the kernel's dev_valid_name.
+func validIfName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty interface name")
+	case len(name) > maxIfNameLen:
+		return fmt.Errorf("interface name %q longer than %d bytes", name, maxIfNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("interface name %q is reserved", name)
+	case strings.ContainsAny(name, "/: \t\n\x00"):
+		return fmt.Errorf("interface name %q contains '/', ':', whitespace or NUL", name)
+	}
+	return nil
+}
+
+// setup carries one Setup call's state, including what to undo.
+type setup struct {
+	ctx       context.Context
+	req       Request
+	addrs     []netip.Prefix
+	mtu       int
+	v4, v6    bool
+	contWhere string
+
+	contNS   ns.NetNS
+	host     *netlink.Handle
+	cont     *netlink.Handle
+	hostLink netlink.Link // set once created
+	contLink netlink.Link
+	// addedRoutes are the host routes added so far, for rollback.
+	addedRoutes []*netlink.Route
+	res         *Result
+}
+
+func (s *setup) open() error {
+	var err error
+	if s.host, err = openHandle(s.ctx, netns.None(), hostWhere); err != nil {
+		return err
+	}
+	s.contNS, s.cont, err = openContainerNS(s.ctx, s.req.NetNS)
+	return err
+}
+
+func (s *setup) close() {
+	if s.host != nil {
+		s.host.Close()
+	}
+	if s.cont != nil {
+		s.cont.Close()
+	}
+	if s.contNS != nil {
+		s.contNS.Close()
+	}
+}
+
+// removeStale deletes a host veth left with our name: the pod's previous
+// sandbox (whose container end goes with it) or a crashed ADD. Anything that
+// is not a veth is not ours to delete.
+func (s *setup) removeStale() error {
+	name := s.req.HostIfName
+	l, err := linkByName(s.host, name)
+	if err != nil {
+		return fmt.Errorf("looking up stale host veth %s in %s: %w", name, hostWhere, err)
+	}
+	if l != nil {
+		if !isVeth(l) {
+			return fmt.Errorf("%s already has a %s interface named %s; refusing to replace a non-veth", hostWhere, l.Type(), name)
+		}
+		if err := s.host.LinkDel(l); err != nil && !linkGone(err) {
+			return fmt.Errorf("deleting stale host veth %s in %s: %w", name, hostWhere, err)
+		}
+	}
+	// Checked here, not left to the kernel's EEXIST, to name the culprit.
+	l, err = linkByName(s.cont, s.req.ContainerIfName)
+	if err != nil {
+		return fmt.Errorf("looking up %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
+	}
+	if l != nil {
+		return fmt.Errorf("%s already has a %s interface named %s (index %d)",
+			s.contWhere, l.Type(), s.req.ContainerIfName, l.Attrs().Index)
+	}
+	return nil
+}
+
+// createVeth creates both ends in one request, the peer directly in the pod
+// namespace under its final name: there is never a moment when a half-named
+// or half-placed pair exists.
+func (s *setup) createVeth() error {
+	la := netlink.NewLinkAttrs()
+	la.Name = s.req.HostIfName
+	la.MTU = s.mtu
+	la.HardwareAddr = hostMAC
+	veth := &netlink.Veth{
+		LinkAttrs:        la,
+		PeerName:         s.req.ContainerIfName,
+		PeerHardwareAddr: s.req.ContainerMAC,
+		PeerNamespace:    netlink.NsFd(int(s.contNS.Fd())),
+		PeerTxQLen:       -1,
+	}
+	if err := s.host.LinkAdd(veth); err != nil {
+		return fmt.Errorf("creating veth %s (%s) <-> %s (%s) with MTU %d: %w",
+			s.req.HostIfName, hostWhere, s.req.ContainerIfName, s.contWhere, s.mtu, err)
+	}
+	s.hostLink = veth // LinkAdd filled in the index; rollback needs only that
+	if veth.Index == 0 {
+		s.hostLink = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.req.HostIfName}}
+	}
+	l, err := s.cont.LinkByName(s.req.ContainerIfName)
+	if err != nil {
+		return fmt.Errorf("looking up new veth end %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
+	}
+	s.contLink = l
+	return nil
+}
+
+func (s *setup) containerSysctls() error {
+	if !s.v6 {
+		return nil
+	}
+	return s.contNS.Do(func(ns.NetNS) error {
+		return writeSysctls(s.contWhere, containerSysctls(s.req.ContainerIfName))
+	})
+}
+
+// hostSysctls runs on the calling thread, which is in the host namespace
+// (see the package documentation).
+func (s *setup) hostSysctls() error {
+	return writeSysctls(hostWhere, hostSysctls(s.req.HostIfName, s.v4, s.v6))
+}
+
+func (s *setup) hostUp() error {
+	if err := s.host.LinkSetUp(s.hostLink); err != nil {
+		return fmt.Errorf("bringing up %s in %s: %w", s.req.HostIfName, hostWhere, err)
+	}
+	return nil
+}
+
+func (s *setup) containerUp() error {
+	if err := s.cont.LinkSetUp(s.contLink); err != nil {
+		return fmt.Errorf("bringing up %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
+	}
+	return nil
+}
+
+func (s *setup) containerAddresses() error {
+	for _, p := range s.addrs {
+		a := &netlink.Addr{IPNet: ipNet(p)}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := s.cont.AddrAdd(s.contLink, a); err != nil {
+			return fmt.Errorf("adding address %s to %s in %s: %w", p, s.req.ContainerIfName, s.contWhere, err)
+		}
+	}
+	return nil
+}
+
+// containerRoutes returns the routes Setup puts in the pod, in order (the
+// on-link route to the IPv4 gateway must precede the default route via it).
+func containerRoutes(ifIndex int, v4, v6 bool) []*netlink.Route {
+	var out []*netlink.Route
+	if v4 {
+		out = append(out,
+			&netlink.Route{LinkIndex: ifIndex, Dst: ipNet(netip.PrefixFrom(gatewayV4, 32)), Scope: netlink.SCOPE_LINK},
+			&netlink.Route{LinkIndex: ifIndex, Gw: gatewayV4.AsSlice()},
+		)
+	}
+	if v6 {
+		out = append(out, &netlink.Route{LinkIndex: ifIndex, Gw: gatewayV6.AsSlice()})
+	}
+	return out
+}
+
+func (s *setup) containerRoutes() error {
+	for _, r := range containerRoutes(s.contLink.Attrs().Index, s.v4, s.v6) {
+		if err := s.cont.RouteAdd(r); err != nil {
+			return fmt.Errorf("adding route %s in %s: %w", describeRoute(r, s.req.ContainerIfName), s.contWhere, err)
+		}
+	}
+	return nil
+}
+
+func hostRoute(ifIndex int, p netip.Prefix) *netlink.Route {
+	r := &netlink.Route{LinkIndex: ifIndex, Dst: ipNet(p), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+	if p.Addr().Is4() {
+		r.Scope = netlink.SCOPE_LINK
+	}
+	return r
+}
+
+func (s *setup) hostRoutes() error {
+	for _, p := range s.addrs {
+		r := hostRoute(s.hostLink.Attrs().Index, p)
+		if err := s.host.RouteAdd(r); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				err = fmt.Errorf("%w (%s)", err, s.describeExisting(p))
+			}
+			return fmt.Errorf("adding route %s in %s: %w", describeRoute(r, s.req.HostIfName), hostWhere, err)
+		}
+		s.addedRoutes = append(s.addedRoutes, r)
+	}
+	return nil
+}
+
+// describeExisting names the interface that already has a route to p: the
+// likely culprit is a pod whose address was reused before its DEL ran.
+func (s *setup) describeExisting(p netip.Prefix) string {
+	routes, err := netlinkx.RouteListFiltered(s.host, family(p.Addr()),
+		&netlink.Route{Dst: ipNet(p), Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil || len(routes) == 0 {
+		return "a route to it already exists"
+	}
+	dev := fmt.Sprintf("ifindex %d", routes[0].LinkIndex)
+	if l, err := s.host.LinkByIndex(routes[0].LinkIndex); err == nil {
+		dev = l.Attrs().Name
+	}
+	return fmt.Sprintf("a route to %s already exists via %s", p, dev)
+}
+
+// linkReadyTimeout bounds waitReady. The kernel's linkwatch handles a
+// carrier change at once for a veth, or after at most a second for devices
+// whose events it batches; twice that is plenty.
+const linkReadyTimeout = 2 * time.Second
+
+// waitReady waits, briefly and boundedly, until the kernel has activated both
+// ends. Carrier-on is applied asynchronously (linkwatch): until then a
+// device's qdisc is "noop", which drops every packet. In
+// this kernel, about a quarter of new pods lost their first packets that way
+// and saw a one-second stall (ARP/ND or TCP SYN retransmit). Waiting costs
+// well under a millisecond. Not becoming ready in time is not an error: the
+// interface is correct and will come up; it only means early packets may be
+// lost.
+func (s *setup) waitReady() error {
+	deadline := time.Now().Add(linkReadyTimeout)
+	delay := 100 * time.Microsecond
+	for {
+		if linkReady(s.host, s.req.HostIfName) && linkReady(s.cont, s.req.ContainerIfName) {
+			return nil
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %s and %s to come up: %w", s.req.HostIfName, s.req.ContainerIfName, s.ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 10*time.Millisecond)
+	}
+}
+
+// linkReady reports whether linkwatch has processed the link's carrier:
+// it sets the operational state and activates the qdisc in the same step.
+func linkReady(h *netlink.Handle, name string) bool {
+	l, err := h.LinkByName(name)
+	return err == nil && l.Attrs().OperState == netlink.OperUp
+}
+
+func (s *setup) buildResult() error {
+	s.res = &Result{
+		HostIfName:       s.req.HostIfName,
+		HostMAC:          slices.Clone(hostMAC),
+		ContainerMAC:     slices.Clone(s.contLink.Attrs().HardwareAddr),
+		ContainerIfIndex: s.contLink.Attrs().Index,
+		Addresses:        slices.Clone(s.addrs),
+		SandboxPath:      s.req.NetNS,
+	}
+	return nil
+}
+
+// rollback undoes what Setup did, newest first: host routes (the kernel would
+// drop them with the link, but a half-deleted link must not leave them), then
+// the veth, which takes its container end and everything on it. It runs
+// whatever ctx says: a failed ADD must not leave an interface behind.
+func (s *setup) rollback() error {
+	var errs []error
+	for _, r := range slices.Backward(s.addedRoutes) {
+		if err := s.host.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !linkGone(err) {
+			errs = append(errs, fmt.Errorf("deleting route %s in %s: %w", describeRoute(r, s.req.HostIfName), hostWhere, err))
+		}
+	}
+	if s.hostLink != nil {
+		err := s.host.LinkDel(s.hostLink)
+		switch {
+		case err == nil:
+		case linkGone(err):
+			// Host end already gone; make sure the container end is too.
+			if l, lerr := linkByName(s.cont, s.req.ContainerIfName); lerr == nil && l != nil && isVeth(l) {
+				if err := s.cont.LinkDel(l); err != nil && !linkGone(err) {
+					errs = append(errs, fmt.Errorf("deleting %s in %s: %w", s.req.ContainerIfName, s.contWhere, err))
+				}
+			}
+		default:
+			errs = append(errs, fmt.Errorf("deleting veth %s in %s: %w", s.req.HostIfName, hostWhere, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// describeRoute renders r roughly as `ip route` would, for errors.
+func describeRoute(r *netlink.Route, dev string) string {
+	var b strings.Builder
+	switch p, ok := prefixOf(r.Dst); {
+	case ok && p.Bits() != 0:
+		b.WriteString(p.String())
+	default:
+		b.WriteString("default")
+	}
+	if r.Gw != nil {
+		fmt.Fprintf(&b, " via %s", r.Gw)
+	}
+	fmt.Fprintf(&b, " dev %s", dev)
+	if r.Scope == netlink.SCOPE_LINK {
+		b.WriteString(" scope link")
+	}
+	if r.Protocol != 0 {
+		fmt.Fprintf(&b, " proto %d", int(r.Protocol))
+	}
+	return b.String()
+}
