@@ -5,12 +5,14 @@ package cni
 import (
 	"crypto/sha1"
 	"encoding/hex"
+
+	"github.com/tortie-net/tortie/common/config"
 )
 
 // DefaultHostVethPrefix is the host-side veth prefix when none is configured.
 // It is Calico's, so a node migrated from Calico keeps its interface names and
 // the dataplane's "owned interface" pattern matches both.
-const DefaultHostVethPrefix = "cali"
+const DefaultHostVethPrefix = config.DefaultInterfacePrefix
 
 // hostVethHashLen is how many hex digits of the hash Calico uses.
 const hostVethHashLen = 11

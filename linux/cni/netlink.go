@@ -15,23 +15,14 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/linux/netlinkx"
 )
 
-// RouteProtocol tags the host routes Setup adds ("proto 116" in ip route), so
-// the dataplane and `tortie-node cleanup` can recognise them without relying
-// on the interface name alone.
-//
-// Why 116: it is free in the kernel's rtnetlink.h list, in iproute2's
-// rt_protos (0-18, 42, 99, 186-192) and in FRR's block (186-198). It is
-// deliberately not 80, which Calico's Felix and BIRD stamp on their routes
-// (dataplanedefs.DefaultRouteProto), so during a migration neither side
-// mistakes the other's routes for its own; and not 3 (boot), which is what a
-// plain `ip route add` uses, so an administrator's routes are never ours.
-// (Calico itself puts workload routes in proto boot.) 116 is ASCII 't'.
-//
-// TODO: move to common/config/owned.go with the other owned identifiers.
-const RouteProtocol netlink.RouteProtocol = 116
+// RouteProtocol tags the host routes Setup adds ("proto 116" in ip route), so the dataplane and
+// `tortie-node cleanup` recognise them without relying on the interface name alone. Why 116 is in
+// common/config/owned.go.
+const RouteProtocol netlink.RouteProtocol = config.RouteProtocol
 
 // NetlinkTimeout bounds each netlink request. The kernel answers in
 // microseconds unless the RTNL lock is contended; on a node busy creating

@@ -1,0 +1,46 @@
+// Package config holds tortie's agent configuration and, in this file, every identifier tortie owns on a
+// host. Anything tortie creates is named from here, so that `tortie-node cleanup` removes exactly this
+// and nothing an operator or another component made.
+package config
+
+const (
+	// RouteProtocol tags every route tortie programs ("proto 116" in `ip route`). Routes are reconciled
+	// by protocol: whatever carries it and is not desired is removed; anything else is left alone.
+	// Not 3 (boot: what a plain `ip route add` and Calico's workload routes use, so it would claim
+	// routes we did not make) and not 80 (Calico's Felix/BIRD, so a migration from Calico cannot
+	// confuse the two). 116 is unused by the kernel, iproute2 and FRR.
+	RouteProtocol = 116
+
+	// DefaultInterfacePrefix is the host-side pod veth prefix. It is Calico's ("cali") on purpose:
+	// FELIX_INTERFACEPREFIX, autodetection exclusions and existing host firewall rules written for
+	// Calico keep working.
+	DefaultInterfacePrefix = "cali"
+
+	// VXLANDevice is the VXLAN tunnel device tortie creates for IPv4 ("vxlan.calico" in Calico); ours
+	// differs so that both can be told apart during a migration.
+	VXLANDevice = "vxlan.tortie"
+	// VXLANDeviceV6 is the IPv6 VXLAN tunnel device.
+	VXLANDeviceV6 = "vxlan-v6.tortie"
+
+	// ChainPrefix starts every iptables chain tortie owns ("cali-" in Calico); chains are found and
+	// removed by this prefix.
+	ChainPrefix = "tortie-"
+	// IPSetPrefix starts every ipset tortie owns (ipset names are limited to 31 characters).
+	IPSetPrefix = "tortie-"
+
+	// HNSNetworkPrefix and HNSEndpointPrefix start the names of HNS objects tortie creates on Windows.
+	HNSNetworkPrefix  = "tortie-"
+	HNSEndpointPrefix = "tortie-"
+
+	// CalicoStateDir is where Calico's node agent leaves the node name and MTU for the CNI plugin. tortie
+	// reads and writes the same files so that a Calico CNI config keeps working.
+	CalicoStateDir = "/var/lib/calico"
+	// NodenameFile holds the node's name, written at start-up and read by the CNI plugin.
+	NodenameFile = CalicoStateDir + "/nodename"
+	// MTUFile holds the pod MTU the CNI plugin uses when its config sets none.
+	MTUFile = CalicoStateDir + "/mtu"
+	// IPAMLockFile serialises IPAM on a host across concurrent CNI invocations (Calico's path).
+	IPAMLockFile = "/var/run/calico/ipam.lock"
+	// StateDir holds tortie's own state (embedded etcd data by default).
+	StateDir = "/var/lib/tortie"
+)
