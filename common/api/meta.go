@@ -32,12 +32,16 @@ var CRDGroupVersion = schema.GroupVersion{Group: CRDGroup, Version: CRDVersion}
 // Resource is any tortie resource: a Kubernetes-style object with type and object metadata.
 // Every kind in this package implements it through its embedded TypeMeta and ObjectMeta plus a
 // generated DeepCopyObject.
+//
+// +kubebuilder:object:generate=false
 type Resource interface {
 	runtime.Object
 	metav1.Object
 }
 
 // KindInfo describes one registered kind.
+//
+// +kubebuilder:object:generate=false
 type KindInfo struct {
 	// Kind is the CamelCase kind, e.g. "IPPool".
 	Kind string
