@@ -53,3 +53,7 @@ ci: test ## what CI runs
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf $(BIN)
+
+.PHONY: bench
+bench: ## run the benchmark pairs (ours vs baseline, interleaved) and print the ratio table
+	bash ci/bench.sh
