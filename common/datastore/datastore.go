@@ -67,6 +67,8 @@ type Backend interface {
 	Create(ctx context.Context, obj api.Resource) (api.Resource, error)
 	// Update replaces an existing object. When obj's resourceVersion is set it is a compare-and-swap:
 	// ErrConflict if the stored revision differs. An empty resourceVersion updates unconditionally.
+	// ErrNotFound if the key does not exist. The stored creationTimestamp and uid are kept when obj
+	// leaves them empty.
 	Update(ctx context.Context, obj api.Resource) (api.Resource, error)
 	// Delete removes the object. When revision is non-empty it is a compare-and-delete (ErrConflict on
 	// mismatch). It returns the deleted object. Deleting a missing key is ErrNotFound.
