@@ -63,6 +63,25 @@ func median(v []float64) float64 {
 
 type pair struct{ label, ours, base string }
 
+// units lists the metrics both sides report: the standard three first, then custom ones (allocs/s,
+// cpu-ns/op, …) in name order.
+func units(o, b samples) []string {
+	std := []string{"ns/op", "B/op", "allocs/op"}
+	var out, custom []string
+	for _, u := range std {
+		if len(o[u]) > 0 && len(b[u]) > 0 {
+			out = append(out, u)
+		}
+	}
+	for u := range o {
+		if len(b[u]) > 0 && !slices.Contains(std, u) {
+			custom = append(custom, u)
+		}
+	}
+	slices.Sort(custom)
+	return append(out, custom...)
+}
+
 func readPairs(path string) ([]pair, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -134,7 +153,7 @@ func main() {
 			missing++
 			continue
 		}
-		for _, unit := range []string{"ns/op", "B/op", "allocs/op"} {
+		for _, unit := range units(o, b) {
 			ov, bv := o[unit], b[unit]
 			if len(ov) == 0 || len(bv) == 0 {
 				continue
