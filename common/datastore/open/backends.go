@@ -1,0 +1,37 @@
+package open
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/tortie-net/tortie/common/datastore"
+	"github.com/tortie-net/tortie/common/datastore/etcd"
+	"github.com/tortie-net/tortie/common/datastore/kube"
+)
+
+// The real backends are wired here and only here, so that their constructors' signatures touch one file.
+// Neither constructor contacts the datastore; Open pings it.
+func init() {
+	connectEtcd = func(_ context.Context, cfg Config, log *slog.Logger) (datastore.Backend, error) {
+		be, err := etcd.New(etcd.Config{
+			Endpoints:  cfg.EtcdEndpoints,
+			CACertFile: cfg.EtcdCACertFile,
+			CertFile:   cfg.EtcdCertFile,
+			KeyFile:    cfg.EtcdKeyFile,
+			Username:   cfg.EtcdUsername,
+			Password:   cfg.EtcdPassword,
+			Logger:     log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return be, nil
+	}
+	connectKube = func(_ context.Context, cfg Config, log *slog.Logger) (datastore.Backend, error) {
+		be, err := kube.New(kube.Config{Kubeconfig: cfg.Kubeconfig, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return be, nil
+	}
+}
