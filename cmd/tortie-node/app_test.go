@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tortie-net/tortie/common/startup/autodetect"
+	"github.com/tortie-net/tortie/common/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func runMain(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(t.Context(), args, Env{
+		Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return env[k] },
+		Interfaces: autodetect.StaticInterfaces{Interfaces: []autodetect.Interface{{
+			Name: "eth0", Up: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/24")},
+		}}},
+		Hostname: func() (string, error) { return "cmd-host", nil },
+	})
+	return code, out.String(), errb.String()
+}
+
+func TestUsage(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"version", nil, []string{"version"}, exitOK, "tortie-node "},
+		{"help", nil, []string{"--help"}, exitOK, "startup"},
+		{"unknown flag", nil, []string{"startup", "--bogus"}, exitUsage, "unknown flag: --bogus"},
+		{"unknown command", nil, []string{"frobnicate"}, exitUsage, "unknown command"},
+		{"bad --log-level", nil, []string{"startup", "--log-level", "loud"}, exitUsage, `--log-level="loud"`},
+		{"bad LOG_LEVEL", map[string]string{"LOG_LEVEL": "loud"}, []string{"startup"}, exitUsage, `LOG_LEVEL="loud"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(t, tt.env, tt.args...)
+			if code != tt.code || !strings.Contains(stdout+stderr, tt.want) {
+				t.Errorf("exit %d, want %d; output %q does not contain %q", code, tt.code, stdout+stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestStartupEtcd(t *testing.T) {
+	endpoints := testenv.Etcd(t)
+	testenv.EtcdClean(t, endpoints)
+	dir := t.TempDir()
+	files := []string{
+		"--nodename-file", filepath.Join(dir, "calico", "nodename"),
+		"--tortie-nodename-file", filepath.Join(dir, "tortie", "nodename"),
+		"--mtu-file", filepath.Join(dir, "calico", "mtu"),
+	}
+	env := map[string]string{
+		"DATASTORE_TYPE":        "etcdv3",
+		"ETCD_ENDPOINTS":        strings.Join(endpoints, ","),
+		"CALICO_IPV4POOL_CIDR":  "10.80.0.0/16",
+		"CALICO_IPV4POOL_VXLAN": "Always",
+		"FELIX_IPV6SUPPORT":     "false",
+		"LOG_LEVEL":             "info",
+	}
+	code, _, stderr := runMain(t, env, append([]string{"startup"}, files...)...)
+	if code != exitOK {
+		t.Fatalf("startup exit %d:\n%s", code, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "calico", "nodename")); err != nil || string(b) != "cmd-host" {
+		t.Errorf("nodename file %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "calico", "mtu")); err != nil || string(b) != "1450" {
+		t.Errorf("MTU file %q, %v", b, err)
+	}
+	if !strings.Contains(stderr, `msg="startup summary" node=cmd-host ipv4=10.0.0.5/24`) ||
+		!strings.Contains(stderr, `pools="default-ipv4-ippool=created`) {
+		t.Errorf("no summary in the log:\n%s", stderr)
+	}
+
+	code, _, stderr = runMain(t, env, append([]string{"startup", "--log-level", "warning"}, files...)...)
+	if code != exitOK || stderr != "" {
+		t.Errorf("second startup: exit %d, output at warning level:\n%s", code, stderr)
+	}
+	code, _, stderr = runMain(t, env, append([]string{"startup"}, files...)...)
+	if code != exitOK || !strings.Contains(stderr, "changes=0") {
+		t.Errorf("third startup: exit %d, want changes=0:\n%s", code, stderr)
+	}
+
+	// A bad variable fails with a message naming it.
+	bad := map[string]string{}
+	for k, v := range env {
+		bad[k] = v
+	}
+	bad["NODENAME"] = "cmd-node-2"
+	bad["IP"] = "10.0.0.6/24"
+	bad["CALICO_IPV4POOL_BLOCK_SIZE"] = "40"
+	code, _, stderr = runMain(t, bad, append([]string{"startup"}, files...)...)
+	if code != exitError || !strings.Contains(stderr, `tortie-node: node startup failed: invalid default IPv4 pool: CALICO_IPV4POOL_BLOCK_SIZE="40"`) {
+		t.Errorf("bad block size: exit %d:\n%s", code, stderr)
+	}
+}
+
+func TestStartupUnreachableDatastore(t *testing.T) {
+	env := map[string]string{"DATASTORE_TYPE": "etcdv3", "ETCD_ENDPOINTS": "http://127.0.0.1:1"}
+	code, _, stderr := runMain(t, env, "startup", "--datastore-timeout", "300ms", "--mtu-file", filepath.Join(t.TempDir(), "mtu"))
+	if code != exitError || !strings.Contains(stderr, "cannot reach the etcdv3 datastore at http://127.0.0.1:1") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
