@@ -28,7 +28,8 @@ build: ## build linux/amd64 and windows/amd64 binaries into bin/
 cross: ## build and vet every package for windows/amd64 (Windows logic compiles and is checked on Linux)
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 	GOOS=windows GOARCH=amd64 $(GO) vet ./...
-	GOOS=windows GOARCH=amd64 $(GO) test -count=1 -run '^$$' ./... >/dev/null
+	@# compile every test binary for windows; -exec true links them without running them here
+	GOOS=windows GOARCH=amd64 $(GO) test -count=1 -exec /bin/true ./... >/dev/null
 
 .PHONY: generate
 generate: ## regenerate deepcopy code and CRD manifests from the Go types
