@@ -16,6 +16,9 @@ bash ci/gen-crds.sh --check
 step "go vet (linux)"
 go vet ./...
 
+step "golangci-lint (linux and windows)"
+make --no-print-directory lint
+
 step "go test (linux)"
 # -p 2: two cores; the suites that start etcd/kube-apiserver are heavy.
 go test -count=1 -p 2 -timeout 30m ./...

@@ -223,7 +223,10 @@ func (c *Client) releaseBlockAffinity(ctx context.Context, cidr netip.Prefix, ho
 		}
 		if requireEmpty && !blk.empty() {
 			if aff != nil && aff.Spec.State == api.BlockAffinityPendingDeletion {
-				c.setAffinityState(ctx, aff, api.BlockAffinityConfirmed)
+				// Undo the pendingDeletion mark: the block is still in use and stays this node's.
+				if _, err := c.setAffinityState(ctx, aff, api.BlockAffinityConfirmed); err != nil {
+					return wrap(fmt.Errorf("%d addresses in use: %w (and restoring the affinity failed: %w)", blk.inUse(), ErrBlockNotEmpty, err))
+				}
 			}
 			return wrap(fmt.Errorf("%d addresses in use: %w", blk.inUse(), ErrBlockNotEmpty))
 		}

@@ -39,7 +39,7 @@ func decodeBlock(obj *api.IPAMBlock) (*block, error) {
 	}
 	p, err := netip.ParsePrefix(obj.Spec.CIDR)
 	if err != nil {
-		return nil, fmt.Errorf("block %q: spec.cidr %q: %v: %w", obj.Name, obj.Spec.CIDR, err, ErrInvalidBlock)
+		return nil, fmt.Errorf("block %q: spec.cidr %q: %w: %w", obj.Name, obj.Spec.CIDR, err, ErrInvalidBlock)
 	}
 	if p.Masked() != p {
 		return nil, fmt.Errorf("block %q: spec.cidr %s has host bits set: %w", obj.Name, p, ErrInvalidBlock)

@@ -310,7 +310,7 @@ func validObjectName(s string) bool {
 		}
 		for i := 0; i < len(label); i++ {
 			ch := label[i]
-			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
+			if (ch < 'a' || ch > 'z') && (ch < '0' || ch > '9') && ch != '-' {
 				return false
 			}
 		}

@@ -30,7 +30,7 @@ type pool struct {
 func parsePool(o *api.IPPool) (*pool, error) {
 	p, err := netip.ParsePrefix(strings.TrimSpace(o.Spec.CIDR))
 	if err != nil {
-		return nil, fmt.Errorf("IPPool %q: spec.cidr %q: %v", o.Name, o.Spec.CIDR, err)
+		return nil, fmt.Errorf("IPPool %q: spec.cidr %q: %w", o.Name, o.Spec.CIDR, err)
 	}
 	p = p.Masked()
 	bs := o.Spec.BlockSize

@@ -216,7 +216,7 @@ func (c *Client) ReleaseByHandle(ctx context.Context, handleID string) error {
 	for _, cidrs := range sortedKeys(h.Spec.Block) {
 		cidr, err := netip.ParsePrefix(cidrs)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("releasing handle %q: block %q: %v: %w", handleID, cidrs, err, ErrInvalidArgument))
+			errs = append(errs, fmt.Errorf("releasing handle %q: block %q: %w: %w", handleID, cidrs, err, ErrInvalidArgument))
 			continue
 		}
 		_, counts, err := c.releaseFromBlock(ctx, cidr.Masked(), cfg, func(b *block) ([]int, []netip.Addr, []error) {

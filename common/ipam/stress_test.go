@@ -54,7 +54,7 @@ func TestConcurrentAllocation(t *testing.T) {
 					res, err := c.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: h, Hostname: node,
 						Attrs: map[string]string{AttributeNode: node, AttributePod: fmt.Sprintf("pod-%d", i), AttributeNamespace: "stress"}})
 					if err != nil || len(res.IPv4) != 1 {
-						errs[n] = fmt.Errorf("%s allocation %d: %v %v (%v)", node, i, res.IPv4, err, res.Msgs)
+						errs[n] = fmt.Errorf("%s allocation %d: %v %w (%v)", node, i, res.IPv4, err, res.Msgs)
 						return
 					}
 					results[n] = append(results[n], got{h, node, res.IPv4[0]})
@@ -339,7 +339,7 @@ func runAllocBench(b *testing.B, e env, n int, timed bool) (float64, time.Durati
 			for j := range per[i] {
 				res, err := c.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: fmt.Sprintf("bench.%s.%d", node, j), Hostname: node})
 				if err != nil || len(res.IPv4) != 1 {
-					errs <- fmt.Errorf("%s: %v %v", node, err, res.Msgs)
+					errs <- fmt.Errorf("%s: %w %v", node, err, res.Msgs)
 					return
 				}
 			}

@@ -2,6 +2,7 @@ package selector
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -129,7 +130,7 @@ func TestCorpusInvalid(t *testing.T) {
 		if err == nil {
 			t.Fatalf("Parse(%q) = %q, want error", s, sel)
 		}
-		if _, ok := err.(*ParseError); !ok {
+		if pe := (*ParseError)(nil); !errors.As(err, &pe) {
 			t.Errorf("Parse(%q) error has type %T, want *ParseError", s, err)
 		}
 		if Validate(s) == nil {

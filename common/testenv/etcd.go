@@ -46,7 +46,7 @@ func Etcd(t testing.TB) (endpoints []string) {
 		if err != nil {
 			t.Fatalf("starting embedded etcd: %v", err)
 		}
-		t.Cleanup(func() { e.Close(); os.RemoveAll(dir) })
+		t.Cleanup(func() { e.Close(); _ = os.RemoveAll(dir) })
 		return clientURLs(e)
 	}
 	sharedEtcd.mu.Lock()
@@ -59,7 +59,7 @@ func Etcd(t testing.TB) (endpoints []string) {
 			sharedEtcd.endpoints = clientURLs(e)
 			register(func() {
 				e.Close()
-				os.RemoveAll(dir)
+				_ = os.RemoveAll(dir)
 				sharedEtcd.mu.Lock()
 				sharedEtcd.endpoints, sharedEtcd.err = nil, nil
 				sharedEtcd.mu.Unlock()
@@ -95,7 +95,7 @@ func startEmbeddedEtcd() (*embed.Etcd, string, error) {
 		}
 		errs = append(errs, err)
 	}
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	return nil, "", errors.Join(errs...)
 }
 
@@ -178,14 +178,14 @@ func EtcdProcess(t testing.TB) *Process {
 	}
 	p, err := startEtcdProcess(bin, dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := p.Stop(); err != nil {
 			t.Errorf("stopping etcd: %v", err)
 		}
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 	})
 	return p
 }

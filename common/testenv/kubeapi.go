@@ -294,7 +294,7 @@ func (k *KubeAPI) close() {
 	if k.etcd != nil {
 		_ = k.etcd.Stop()
 	}
-	os.RemoveAll(k.dir)
+	_ = os.RemoveAll(k.dir)
 }
 
 // writeCredentials writes a CA and serving certificate, the service-account

@@ -81,7 +81,7 @@ func (p *Process) Start() error {
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", p.name, err)
 	}
-	fmt.Fprintf(logf, "=== %s: %s %s\n", time.Now().Format(time.RFC3339Nano), p.path, strings.Join(p.args, " "))
+	_, _ = fmt.Fprintf(logf, "=== %s: %s %s\n", time.Now().Format(time.RFC3339Nano), p.path, strings.Join(p.args, " "))
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -99,8 +99,7 @@ func (p *Process) Start() error {
 	}()
 
 	if err := p.waitReady(r); err != nil {
-		p.stopLocked(false)
-		return err
+		return errors.Join(err, p.stopLocked(false))
 	}
 	return nil
 }
@@ -145,10 +144,10 @@ func (p *Process) waitReady(r *run) error {
 		}
 		select {
 		case <-r.done:
-			return fmt.Errorf("%s exited before becoming ready (%v); log %s:\n%s",
+			return fmt.Errorf("%s exited before becoming ready (%w); log %s:\n%s",
 				p.name, r.err, p.logPath, p.LogTail(40))
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s: %v; log %s:\n%s",
+			return fmt.Errorf("%s not ready after %s: %w; log %s:\n%s",
 				p.name, timeout, last, p.logPath, p.LogTail(40))
 		default:
 		}

@@ -151,7 +151,7 @@ func tempDir(prefix string) (string, error) {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return "", err
 	}
 	return dir, nil
@@ -174,7 +174,7 @@ func sweepStaleDirs() {
 			continue
 		}
 		if alive, ok := processAlive(pid); ok && !alive {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		}
 	}
 }

@@ -111,7 +111,7 @@ func TestTeardown(t *testing.T) {
 			if tt.afterwards != nil {
 				tt.afterwards(t, node, pod)
 			}
-			var podNS ns.NetNS = pod
+			podNS := pod
 			if n, err := ns.GetNS(pod.Path()); err != nil {
 				podNS = nil // deleted by the test
 			} else {
