@@ -79,7 +79,9 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // duplicated field is an error naming its path.
 //
 // Decode neither defaults nor validates: callers that write objects call SetDefaults and Validate. Errors
-// are *DecodeError; decoding stops at the first document in error.
+// are *DecodeError; when a document is in error, Decode returns the first such error and no objects.
+// DecodeDocuments reads the same input by the same rules but reports every bad document and where each
+// object was.
 func Decode(data []byte, source string) ([]Resource, error) {
 	objs, _, err := DecodeWithWarnings(data, source)
 	return objs, err
@@ -88,6 +90,41 @@ func Decode(data []byte, source string) ([]Resource, error) {
 // DecodeWithWarnings is Decode that also returns warnings, each prefixed like an error with the source,
 // document and object (today: Kubernetes NetworkPolicy rules that could not be converted).
 func DecodeWithWarnings(data []byte, source string) ([]Resource, []string, error) {
+	decoded, errs := DecodeDocuments(data, source)
+	if len(errs) > 0 {
+		return nil, nil, errs[0]
+	}
+	var objs []Resource
+	var warnings []string
+	for _, d := range decoded {
+		objs = append(objs, d.Object)
+		warnings = append(warnings, d.Warnings...)
+	}
+	return objs, warnings, nil
+}
+
+// Decoded is one object read by DecodeDocuments, with its place in the input.
+//
+// +kubebuilder:object:generate=false
+type Decoded struct {
+	// Object is the decoded object, as Decode returns it.
+	Object Resource
+	// Document is the 1-based index of the document among the non-empty documents of a YAML stream; 1
+	// for JSON. It is numbered as DecodeError.Document is.
+	Document int
+	// Item is the 1-based index within a list (kind List, an XxxList, or a JSON or YAML array); 0 when
+	// the document is a single object.
+	Item int
+	// Warnings are this object's warnings, worded as DecodeWithWarnings words them.
+	Warnings []string
+}
+
+// DecodeDocuments reads resources from a file's contents by Decode's rules, but does not stop at the
+// first bad document: it returns the objects of every good document, in input order and each with its
+// position, and a *DecodeError for every bad document, in input order. A document in error contributes
+// its first error (the first bad item of a list) and none of its objects. Decode and DecodeWithWarnings
+// return what DecodeDocuments does when errs is empty, and errs[0] otherwise.
+func DecodeDocuments(data []byte, source string) (decoded []Decoded, errs []error) {
 	d := &decoder{source: source}
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
@@ -95,10 +132,8 @@ func DecodeWithWarnings(data []byte, source string) ([]Resource, []string, error
 		// "{apiVersion: projectcalico.org/v3, ...}").
 		if _, yamlErr := yaml.YAMLToJSON(trimmed); json.Valid(trimmed) || yamlErr != nil {
 			d.doc = 1
-			if err := d.document(trimmed, true); err != nil {
-				return nil, nil, err
-			}
-			return d.out, d.warnings, nil
+			d.decode(trimmed, true)
+			return d.result()
 		}
 	}
 	for _, doc := range splitYAMLDocuments(data) {
@@ -106,18 +141,33 @@ func DecodeWithWarnings(data []byte, source string) ([]Resource, []string, error
 			continue
 		}
 		d.doc++
-		if err := d.document(doc, false); err != nil {
-			return nil, nil, err
-		}
+		d.decode(doc, false)
 	}
-	return d.out, d.warnings, nil
+	return d.result()
 }
 
 type decoder struct {
-	source   string
-	doc      int
-	out      []Resource
-	warnings []string
+	source string
+	doc    int // the document being decoded
+	out    []Decoded
+	errs   []error
+}
+
+// decode decodes one document, keeping its objects only if all of them decode.
+func (d *decoder) decode(raw []byte, isJSON bool) {
+	n := len(d.out)
+	if err := d.document(raw, isJSON); err != nil {
+		clear(d.out[n:])
+		d.out = d.out[:n]
+		d.errs = append(d.errs, err)
+	}
+}
+
+func (d *decoder) result() ([]Decoded, []error) {
+	if len(d.out) == 0 {
+		return nil, d.errs
+	}
+	return d.out, d.errs
 }
 
 func (d *decoder) fail(item int, kind, ns, name string, err error) *DecodeError {
@@ -232,7 +282,7 @@ func (d *decoder) object(item int, js []byte) error {
 		return d.fail(item, info.Kind, ns, name, err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(GroupVersion.WithKind(info.Kind))
-	d.out = append(d.out, obj)
+	d.out = append(d.out, Decoded{Object: obj, Document: d.doc, Item: item})
 	return nil
 }
 
@@ -245,10 +295,11 @@ func (d *decoder) k8sNetworkPolicy(item int, js []byte, ns, name string) error {
 	if err != nil {
 		return d.fail(item, "NetworkPolicy", ns, name, err)
 	}
+	dec := Decoded{Object: out, Document: d.doc, Item: item}
 	for _, w := range warnings {
-		d.warnings = append(d.warnings, d.fail(item, "NetworkPolicy", ns, name, errors.New(w)).Error())
+		dec.Warnings = append(dec.Warnings, d.fail(item, "NetworkPolicy", ns, name, errors.New(w)).Error())
 	}
-	d.out = append(d.out, out)
+	d.out = append(d.out, dec)
 	return nil
 }
 

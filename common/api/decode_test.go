@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -201,6 +202,133 @@ spec:
 	wantWarn := []string{`knp.yaml: document 1 (NetworkPolicy "prod/web"): ingress rule 2 dropped: peer 1: ipBlock.cidr "not-a-cidr" is not a valid CIDR`}
 	if diff := cmp.Diff(wantWarn, warnings); diff != "" {
 		t.Errorf("warnings mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// positions lists decoded objects as "name@document.item" for compact comparison.
+func positions(decoded []Decoded) []string {
+	var out []string
+	for _, d := range decoded {
+		out = append(out, fmt.Sprintf("%s@%d.%d", d.Object.GetName(), d.Document, d.Item))
+	}
+	return out
+}
+
+// TestDecodeDocuments checks that DecodeDocuments reports every bad document, numbers documents and list
+// items as DecodeError does, leaves out the objects of a bad document, and agrees with Decode.
+func TestDecodeDocuments(t *testing.T) {
+	const v3 = "apiVersion: projectcalico.org/v3\n"
+	pool := func(name string) string {
+		return v3 + "kind: IPPool\nmetadata: {name: " + name + "}\nspec: {cidr: 10.0.0.0/16}\n"
+	}
+	indent := func(s string) string {
+		return "- " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+	}
+	in := "# comments only: not counted\n---\n" + pool("a") +
+		"---\nkind: IPPool\nmetadata: {name: no-version}\n" + // 2: bad
+		"---\napiVersion: v1\nkind: List\nitems:\n" + indent(pool("b")) + indent(pool("c")) +
+		"---\n" + v3 + "kind: IPPoolList\nitems:\n" + indent(pool("dropped")) + indent(v3+"kind: IPPool\nmetadata: {name: d}\nspec: {cidrs: x}") + // 4: bad item 2
+		"--- {apiVersion: projectcalico.org/v3, kind: Tier, metadata: {name: t}}\n" +
+		"---\n" + indent(pool("e")) + indent(pool("f")) +
+		"...\n---\n# trailing comment\n" +
+		"---\nhello\n" // 7: bad
+	decoded, errs := DecodeDocuments([]byte(in), "in.yaml")
+	if diff := cmp.Diff([]string{"a@1.0", "b@3.1", "c@3.2", "t@5.0", "e@6.1", "f@6.2"}, positions(decoded)); diff != "" {
+		t.Errorf("positions (-want +got):\n%s", diff)
+	}
+	var msgs []string
+	for _, err := range errs {
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			t.Errorf("error %v is %T, want *DecodeError", err, err)
+		}
+		msgs = append(msgs, err.Error())
+	}
+	wantMsgs := []string{
+		`in.yaml: document 2 (IPPool "no-version"): apiVersion is missing; set it to projectcalico.org/v3`,
+		`in.yaml: document 4, item 2 (IPPool "d"): unknown field "spec.cidrs"; did you mean "spec.cidr"?`,
+		`in.yaml: document 7: expected an object with apiVersion, kind, metadata and spec`,
+	}
+	if diff := cmp.Diff(wantMsgs, msgs); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	objs, err := Decode([]byte(in), "in.yaml")
+	if objs != nil || err == nil || err.Error() != errs[0].Error() {
+		t.Errorf("Decode = %v, %v; want nil and the first error %v", objs, err, errs[0])
+	}
+
+	// Positions of inputs without errors, and Decode returning the same objects.
+	const tier = "{apiVersion: projectcalico.org/v3, kind: Tier, metadata: {name: %s}}\n"
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"empty", "", nil},
+		{"only comments", "# x\n---\n---\n", nil},
+		{"leading separator", "---\n" + pool("a"), []string{"a@1.0"}},
+		{"inline after ---", "--- " + fmt.Sprintf(tier, "t") + "--- # c\n...\n" + "--- " + fmt.Sprintf(tier, "u"), []string{"t@1.0", "u@2.0"}},
+		{"flow mapping first", fmt.Sprintf(tier, "t") + "---\n" + fmt.Sprintf(tier, "u"), []string{"t@1.0", "u@2.0"}},
+		{"flow sequence", "[" + strings.TrimSpace(fmt.Sprintf(tier, "t")) + "]\n---\n" + pool("a"), []string{"t@1.1", "a@2.0"}},
+		{"no final newline", v3 + "kind: Tier\nmetadata: {name: t}\n---\n" + v3 + "kind: Tier\nmetadata: {name: u}", []string{"t@1.0", "u@2.0"}},
+		{"json object", `{"apiVersion":"projectcalico.org/v3","kind":"Tier","metadata":{"name":"t"}}`, []string{"t@1.0"}},
+		{"json array", `[{"apiVersion":"projectcalico.org/v3","kind":"Tier","metadata":{"name":"t"}},{"apiVersion":"projectcalico.org/v3","kind":"Tier","metadata":{"name":"u"}}]`, []string{"t@1.1", "u@1.2"}},
+		{"json List", `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"projectcalico.org/v3","kind":"Tier","metadata":{"name":"t"}}]}`, []string{"t@1.1"}},
+		{"yaml sequence", indent(pool("a")) + indent(pool("b")), []string{"a@1.1", "b@1.2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			decoded, errs := DecodeDocuments([]byte(tt.in), "in")
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if diff := cmp.Diff(tt.want, positions(decoded)); diff != "" {
+				t.Errorf("positions (-want +got):\n%s", diff)
+			}
+			objs, err := Decode([]byte(tt.in), "in")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(objs) != len(decoded) {
+				t.Fatalf("Decode returned %d objects, DecodeDocuments %d", len(objs), len(decoded))
+			}
+			for i := range objs {
+				if objs[i].GetName() != decoded[i].Object.GetName() {
+					t.Errorf("object %d: Decode %q, DecodeDocuments %q", i, objs[i].GetName(), decoded[i].Object.GetName())
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeDocumentsWarnings checks that each warning is attached to its object and named by its
+// document, and that DecodeWithWarnings returns them all in order.
+func TestDecodeDocumentsWarnings(t *testing.T) {
+	knp := func(name string) string {
+		return "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: " + name + ", namespace: ns}\n" +
+			"spec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: bad}}]}]\n"
+	}
+	in := "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\n---\n" + knp("w") + "---\n" + knp("x")
+	decoded, errs := DecodeDocuments([]byte(in), "in")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	want := [][]string{nil,
+		{`in: document 2 (NetworkPolicy "ns/w"): ingress rule 1 dropped: peer 1: ipBlock.cidr "bad" is not a valid CIDR`},
+		{`in: document 3 (NetworkPolicy "ns/x"): ingress rule 1 dropped: peer 1: ipBlock.cidr "bad" is not a valid CIDR`},
+	}
+	var got [][]string
+	for _, d := range decoded {
+		got = append(got, d.Warnings)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	_, warnings, err := DecodeWithWarnings([]byte(in), "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(append(want[1], want[2]...), warnings); diff != "" {
+		t.Errorf("DecodeWithWarnings warnings (-want +got):\n%s", diff)
 	}
 }
 
