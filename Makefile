@@ -31,6 +31,10 @@ cross: ## build and vet every package for windows/amd64 (Windows logic compiles 
 	@# compile every test binary for windows; -exec true links them without running them here
 	GOOS=windows GOARCH=amd64 $(GO) test -count=1 -exec /bin/true ./... >/dev/null
 
+.PHONY: wine-test
+wine-test: ## run the windows/amd64 test binaries under wine
+	bash ci/wine.sh
+
 .PHONY: generate
 generate: ## regenerate deepcopy code and CRD manifests from the Go types
 	bash ci/gen-crds.sh

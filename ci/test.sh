@@ -26,5 +26,8 @@ go test -count=1 -p 2 -timeout 30m ./...
 step "windows/amd64: build, vet and compile the test binaries"
 make --no-print-directory cross
 
+step "windows/amd64: run the test binaries under wine"
+make --no-print-directory wine-test
+
 echo
 echo "make test: all suites passed"
