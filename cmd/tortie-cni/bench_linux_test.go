@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -39,7 +41,14 @@ import (
 //	go test -run '^$' -bench CNILatency -benchtime 1x ./cmd/tortie-cni/
 //
 // The embedded etcd runs inside the node's namespace on tmpfs without fsync, so the datastore is as
-// close to the plugin as host-local's files are to host-local.
+// close to the plugin as host-local's files are to host-local. The plugin is built as `make build`
+// ships it and installed by copying, as the reference plugins are (benchPluginDir).
+//
+// TORTIE_BENCH_EXTRA=label=/path/to/tortie-cni[,label2=/path2] adds other builds of the plugin (an
+// older commit, an experiment; installed by copying, as the plugin under test is) to the same
+// interleaved run, each as its own network with its own pods, so that builds are compared under the
+// same load (load varies too much between runs on a shared machine for separate runs to be
+// comparable).
 func BenchmarkCNILatency(b *testing.B) {
 	testenv.RequireRoot(b)
 	for _, p := range []string{"ptp", "host-local", "loopback"} {
@@ -56,7 +65,8 @@ func BenchmarkCNILatency(b *testing.B) {
 		pods = n
 	}
 
-	node := cnitest.NewNode(b, "bench", cnitest.PluginDir(b), cnitest.ReferencePluginDir)
+	extras := benchExtras(b)
+	node := cnitest.NewNode(b, "bench", benchPluginDir(b), cnitest.ReferencePluginDir, extras.dir)
 	dataDir := b.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		d, err := os.MkdirTemp("/dev/shm", "tortie-bench-etcd-")
@@ -120,6 +130,22 @@ func BenchmarkCNILatency(b *testing.B) {
 		name string
 		conf *libcni.NetworkConfigList
 	}{{"tortie", ours}, {"ptp+host-local", ptp}, {"loopback", loop}}
+	for _, label := range extras.labels {
+		pl := maps.Clone(oursPlugin)
+		pl["type"] = "tortie-" + label
+		pl["ipam_lock_file"] = filepath.Join(b.TempDir(), "ipam.lock")
+		cases = append(cases, struct {
+			name string
+			conf *libcni.NetworkConfigList
+		}{"tortie-" + label, benchConf(b, pl)})
+	}
+	// Pods of different cases need different names: tortie's host veth is named after the pod.
+	podName := func(k, i int) string {
+		if k < 3 {
+			return fmt.Sprintf("pod-%d", i)
+		}
+		return fmt.Sprintf("%s-pod-%d", cases[k].name, i)
+	}
 
 	ctx := context.Background()
 	// One unmeasured round trip each, so page cache and etcd's first compaction do not count.
@@ -146,7 +172,7 @@ func BenchmarkCNILatency(b *testing.B) {
 	b.ResetTimer()
 	for i := range pods {
 		for _, k := range order(i) {
-			p := cnitest.NewPod(b, "bench", fmt.Sprintf("pod-%d", i))
+			p := cnitest.NewPod(b, "bench", podName(k, i))
 			start := time.Now()
 			if _, err := node.Add(ctx, cases[k].conf, p); err != nil {
 				b.Fatalf("%s ADD of pod %d: %v", cases[k].name, i, err)
@@ -183,6 +209,11 @@ func BenchmarkCNILatency(b *testing.B) {
 	ratio := func(k, col int) float64 { return float64(stats[0][col]) / float64(stats[k][col]) }
 	fmt.Fprintf(&tbl, "| **tortie ÷ ptp+host-local** | **%.2f×** | %.2f× | **%.2f×** | **%.2f×** | %.2f× | %.2f× |\n",
 		ratio(1, 0), ratio(1, 1), ratio(1, 2), ratio(1, 3), ratio(1, 4), ratio(1, 5))
+	for k := 3; k < len(cases); k++ {
+		r := func(col int) float64 { return float64(stats[k][col]) / float64(stats[1][col]) }
+		fmt.Fprintf(&tbl, "| %s ÷ ptp+host-local | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× |\n",
+			cases[k].name, r(0), r(1), r(2), r(3), r(4), r(5))
+	}
 	fmt.Fprintf(&tbl, "| tortie ÷ loopback (exec floor) | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× |\n",
 		ratio(2, 0), ratio(2, 1), ratio(2, 2), ratio(2, 3), ratio(2, 4), ratio(2, 5))
 	b.Log("\n" + tbl.String())
@@ -197,6 +228,76 @@ func BenchmarkCNILatency(b *testing.B) {
 	b.ReportMetric(ratio(1, 0), "add-p50-ratio")
 	b.ReportMetric(ratio(1, 2), "add-p99-ratio")
 	b.ReportMetric(ratio(1, 3), "del-p50-ratio")
+}
+
+// benchPluginDir builds the plugin as `make build` ships it — CGO_ENABLED=0, a static binary — and
+// installs it the way an installer does, by copying, with the plugin names linked to it.
+//
+// Both matter for a process that lives for milliseconds. A cgo build (what a plain `go build` makes on
+// a machine with a C compiler, and what cnitest.PluginDir runs) is dynamically linked and pays the
+// dynamic loader and libc's start-up on every invocation: about 0.5 ms here. And the linker writes
+// its output through a memory mapping, which leaves the file's page cache in small pages; every
+// invocation then pays more for its page faults than a copied (installed) binary or one read from
+// disk after a reboot: about 1 ms per start here, for the same bytes. TORTIE_BENCH_CGO=1 benchmarks a
+// cgo build (installed the same way) instead.
+func benchPluginDir(b *testing.B) string {
+	build := filepath.Join(b.TempDir(), "tortie-cni")
+	cmd := exec.Command("go", "build", "-o", build, "./cmd/tortie-cni")
+	cmd.Dir = cnitest.ModuleRoot(b)
+	cmd.Env = os.Environ()
+	if os.Getenv("TORTIE_BENCH_CGO") != "1" {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build ./cmd/tortie-cni: %v\n%s", err, out)
+	}
+	dir := b.TempDir()
+	installCopy(b, build, filepath.Join(dir, "tortie-cni"))
+	for _, name := range cnitest.PluginNames {
+		if err := os.Symlink("tortie-cni", filepath.Join(dir, name)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// installCopy copies an executable with plain reads and writes, as an installer copies a plugin into
+// the CNI bin directory (see benchPluginDir for why the benchmark does not run the linker's output).
+func installCopy(b *testing.B, src, dst string) {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchExtra are the builds named by TORTIE_BENCH_EXTRA, linked as "tortie-<label>" in dir.
+type benchExtra struct {
+	dir    string
+	labels []string
+}
+
+func benchExtras(b *testing.B) benchExtra {
+	e := benchExtra{dir: b.TempDir()}
+	v := os.Getenv("TORTIE_BENCH_EXTRA")
+	if v == "" {
+		return e
+	}
+	for _, item := range strings.Split(v, ",") {
+		label, path, ok := strings.Cut(item, "=")
+		if !ok || label == "" || strings.ContainsAny(label, "/ ") || strings.HasSuffix(label, "ipam") {
+			b.Fatalf("TORTIE_BENCH_EXTRA: %q is not label=/path/to/tortie-cni", item)
+		}
+		if _, err := os.Stat(path); err != nil {
+			b.Fatalf("TORTIE_BENCH_EXTRA: %v", err)
+		}
+		// Installed like the plugin under test, so that every build starts from the same state.
+		installCopy(b, path, filepath.Join(e.dir, "tortie-"+label))
+		e.labels = append(e.labels, label)
+	}
+	return e
 }
 
 func benchConf(t testing.TB, plugin map[string]any) *libcni.NetworkConfigList {

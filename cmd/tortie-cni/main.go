@@ -141,6 +141,7 @@ func run(a *skel.CmdArgs, ipamMode bool, f func(context.Context, *cni.Plugin) er
 		Delegate: cni.ExecDelegate{},
 		Pods:     pods,
 		Lock:     newLocker(conf.IPAMLockFile),
+		Hints:    cni.FileBlockHints{Path: filepath.Join(filepath.Dir(conf.IPAMLockFile), cni.HintsFileName)},
 		Log:      log,
 	}
 	if !ipamMode {

@@ -19,12 +19,10 @@ import (
 
 func platformSupported() error { return nil }
 
-// The pod's gateways as linux/cni builds them (see its package documentation): a link-local IPv4
-// address answered by proxy ARP, and the host veth's EUI-64 link-local address that follows from
-// its fixed MAC ee:ee:ee:ee:ee:ee.
+// The pod's gateways as linux/cni builds them, for the CNI result.
 var (
-	gatewayV4 = netip.MustParseAddr("169.254.1.1")
-	gatewayV6 = netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")
+	gatewayV4 = netip.MustParseAddr(lcni.GatewayV4)
+	gatewayV6 = netip.MustParseAddr(lcni.GatewayV6)
 )
 
 // vethDataplane is cni.Dataplane over linux/cni.

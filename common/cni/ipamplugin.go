@@ -34,10 +34,15 @@ func (p *Plugin) IPAMAdd(ctx context.Context, cmd *CmdArgs) (_ *types100.Result,
 	if err != nil {
 		return nil, err
 	}
-	if err := p.checkDatastoreReady(ctx); err != nil {
+	// As in Add: the readiness check, the pod and IPAM's first reads in one round trip.
+	sess, err := p.beginIPAM(ctx, node)
+	if err != nil {
 		return nil, err
 	}
-	pod, err := p.pod(ctx, args)
+	if sess != nil {
+		defer sess.unlock() // before guard's rollback, which takes the lock again
+	}
+	pod, err := p.readyAndPod(ctx, args)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +53,10 @@ func (p *Plugin) IPAMAdd(ctx context.Context, cmd *CmdArgs) (_ *types100.Result,
 	if len(req.NoIPAM) > 0 {
 		return nil, Errorf(CodeInvalidConfig, "the %s annotation bypasses IPAM and cannot be served by the IPAM plugin", "cni.projectcalico.org/ipAddrsNoIpam")
 	}
-	res, release, err := p.assign(ctx, cmd.ContainerID, args, node, pod, req)
+	res, release, err := p.assign(ctx, cmd.ContainerID, args, node, pod, req, sess)
+	if sess != nil {
+		sess.unlock()
+	}
 	if release != nil {
 		undo.push(release)
 	}

@@ -50,8 +50,11 @@ type Plugin struct {
 	Pods PodSource
 	// Lock serialises IPAM on the host.
 	Lock Locker
-	Log  *slog.Logger
-	Now  func() time.Time
+	// Hints remembers the IPAM blocks of the node's last allocation (nil: none), so that ADD reads
+	// its block with IPAM's other first reads.
+	Hints BlockHints
+	Log   *slog.Logger
+	Now   func() time.Time
 
 	Timeout, LockTimeout, StatusTimeout time.Duration
 }
@@ -163,16 +166,21 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 	}
 	log := p.Log.With("command", "ADD", "container_id", cmd.ContainerID, "pod", args.PodNamespace+"/"+args.PodName, "node", node)
 	ph := newPhases(p.Now)
-	// The readiness check and the pod read are independent reads: one round trip instead of two.
-	readyErr := goSafe(func() error { return p.checkDatastoreReady(ctx) })
-	pod, podErr := p.pod(ctx, args)
-	if err := <-readyErr; err != nil {
+	// The readiness check, the pod read and IPAM's first reads are independent: one round trip.
+	// IPAM writes nothing before the readiness check has answered (allocate runs after it).
+	sess, err := p.beginIPAM(ctx, node)
+	if err != nil {
 		return nil, err
 	}
-	if podErr != nil {
-		return nil, podErr
+	if sess != nil {
+		defer sess.unlock() // before guard's rollback, which takes the lock again
 	}
-	ph.mark("ready_and_pod")
+	ph.mark("lock")
+	pod, err := p.readyAndPod(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	ph.mark("reads")
 	if pod != nil && pod.NodeName != "" && pod.NodeName != node {
 		return nil, Errorf(CodeInvalidConfig, "pod %s/%s is scheduled to node %q but this node is %q: set \"nodename\" (or %s) to the Kubernetes node name",
 			args.PodNamespace, args.PodName, pod.NodeName, node, p.Conf.NodenameFile)
@@ -183,7 +191,10 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 	}
 
 	// Addresses.
-	addrs, release, err := p.allocate(ctx, cmd, args, node, pod, req)
+	addrs, release, err := p.allocate(ctx, cmd, args, node, pod, req, sess)
+	if sess != nil {
+		sess.unlock()
+	}
 	if release != nil {
 		undo.push(release)
 	}
@@ -214,6 +225,16 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 	log.Info("pod network set up", "host_interface", hostIf, "addresses", fmt.Sprint(ifRes.Addresses),
 		"duration", p.Now().Sub(start).String(), "phases", ph.String())
 	return res, nil
+}
+
+// readyAndPod checks the datastore's readiness and reads the pod concurrently: one round trip.
+func (p *Plugin) readyAndPod(ctx context.Context, args Args) (*PodInfo, error) {
+	readyErr := goSafe(func() error { return p.checkDatastoreReady(ctx) })
+	pod, podErr := p.pod(ctx, args)
+	if err := <-readyErr; err != nil {
+		return nil, err
+	}
+	return pod, podErr
 }
 
 // goSafe runs f in a goroutine; a panic there becomes its error instead of killing the process.
@@ -292,7 +313,7 @@ func (p *Plugin) pod(ctx context.Context, args Args) (*PodInfo, error) {
 
 // allocate gets the pod's addresses from the in-process IPAM or the delegated plugin. release undoes
 // it (nil when nothing was allocated); it is returned even with an error, for what was allocated.
-func (p *Plugin) allocate(ctx context.Context, cmd *CmdArgs, args Args, node string, pod *PodInfo, req addrRequest) ([]netip.Prefix, func(context.Context) error, error) {
+func (p *Plugin) allocate(ctx context.Context, cmd *CmdArgs, args Args, node string, pod *PodInfo, req addrRequest, sess *ipamSession) ([]netip.Prefix, func(context.Context) error, error) {
 	if len(req.NoIPAM) > 0 {
 		return hostPrefixes(req.NoIPAM), nil, nil
 	}
@@ -330,7 +351,7 @@ func (p *Plugin) allocate(ctx context.Context, cmd *CmdArgs, args Args, node str
 		return addrs, release, nil
 	}
 
-	res, release, err := p.assign(ctx, cmd.ContainerID, args, node, pod, req)
+	res, release, err := p.assign(ctx, cmd.ContainerID, args, node, pod, req, sess)
 	if err != nil {
 		return nil, release, err
 	}
@@ -349,9 +370,10 @@ func hostPrefixes(as []netip.Addr) []netip.Prefix {
 	return out
 }
 
-// assign allocates from the in-process IPAM under the host lock. release (non-nil once anything may
-// have been allocated) releases the handle.
-func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node string, pod *PodInfo, req addrRequest) (ipam.AssignResult, func(context.Context) error, error) {
+// assign allocates from the in-process IPAM under the host lock: sess's, when the allocation was
+// begun early (beginIPAM), else its own. release (non-nil once anything may have been allocated)
+// releases the handle.
+func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node string, pod *PodInfo, req addrRequest, sess *ipamSession) (ipam.AssignResult, func(context.Context) error, error) {
 	var res ipam.AssignResult
 	handle := HandleID(p.Conf.Name, containerID)
 	attrs := map[string]string{
@@ -362,16 +384,21 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 		attrs[ipam.AttributePod] = args.PodName
 		attrs[ipam.AttributeNamespace] = args.PodNamespace
 	}
-	unlock, err := p.lock(ctx)
-	if err != nil {
-		return res, nil, err
+	var pre *ipam.Prefetch
+	if sess != nil {
+		pre = sess.prefetch
+	} else {
+		unlock, err := p.lock(ctx)
+		if err != nil {
+			return res, nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	release := func(ctx context.Context) error { return p.releaseHandle(ctx, handle) }
 
 	if len(req.Specific) > 0 {
 		for _, a := range req.Specific {
-			pfx, err := p.IPAM.AssignIP(ctx, ipam.AssignIPArgs{IP: a, HandleID: handle, Attrs: attrs, Hostname: node})
+			pfx, err := p.IPAM.AssignIP(ctx, ipam.AssignIPArgs{IP: a, HandleID: handle, Attrs: attrs, Hostname: node, Prefetch: pre})
 			if err != nil {
 				return res, release, AsError(fmt.Errorf("assigning %s requested by %s: %w", a, req.SpecificFrom, dsErr(err)), CodeIPAMFailed)
 			}
@@ -388,6 +415,7 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 		HandleID: handle, Attrs: attrs, Hostname: node,
 		IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools,
 		IntendedUse: api.IPPoolAllowedUseWorkload,
+		Prefetch:    pre,
 	}
 	if p.Conf.IPAM.AssignIPv4 {
 		aa.Num4 = 1
@@ -401,7 +429,7 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 			aa.NamespaceLabels = map[string]string{}
 		}
 	}
-	res, err = p.IPAM.AutoAssign(ctx, aa)
+	res, err := p.IPAM.AutoAssign(ctx, aa)
 	if err != nil {
 		hint := ""
 		if errors.Is(err, ipam.ErrNoQualifiedPool) || errors.Is(err, ipam.ErrPoolNotFound) {
@@ -414,6 +442,7 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 		return res, release, Errorf(CodeIPAMFailed, "assigning addresses to %s: got %d IPv4 and %d IPv6 addresses, wanted %d and %d: %s",
 			args, len(res.IPv4), len(res.IPv6), aa.Num4, aa.Num6, strings.Join(res.Msgs, "; "))
 	}
+	p.remember(sess, node, res)
 	return res, release, nil
 }
 

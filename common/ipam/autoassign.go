@@ -41,6 +41,9 @@ type AutoAssignArgs struct {
 	// HostReservedAttrIPv4s and HostReservedAttrIPv6s reserve addresses in blocks this request creates
 	// (Windows: WindowsHostReserved()).
 	HostReservedAttrIPv4s, HostReservedAttrIPv6s *HostReservedAttr
+	// Prefetch, when it is this Client's Prefetch for Hostname, supplies the reads the call starts with
+	// (see Client.Prefetch); nil means the call reads them itself.
+	Prefetch *Prefetch
 }
 
 // AssignResult is what AutoAssign allocated. Each address carries its block's prefix length, as
@@ -67,38 +70,80 @@ type state struct {
 	resv       reservations
 	affs       []*api.BlockAffinity // the host's, when read
 	nodeLabels map[string]string
-	// prefetched holds blocks read together with the rest (the Client's hinted blocks), by CIDR.
+	// prefetched holds blocks read together with the rest (hinted blocks), by CIDR. Each is used at
+	// most once: the allocator changes the object it works on.
 	prefetched map[netip.Prefix]*api.IPAMBlock
 }
 
 // loadState reads the configuration, pools and reservations (and, with host, the host's affinities)
-// concurrently.
+// concurrently, together with the blocks in prefetch.
 func (c *Client) loadState(ctx context.Context, host string, prefetch ...netip.Prefix) (*state, error) {
+	return c.loadStateFollow(ctx, host, nil, prefetch...)
+}
+
+// loadStateFollow is loadState that also reads, for each IP version in follow that prefetch has no
+// block of, the host's first affine block of that version as soon as the affinities are known
+// (while the other reads may still be under way): the block the allocator tries first unless pool
+// preference says otherwise. Without a hint this saves the round trip that would read it next.
+func (c *Client) loadStateFollow(ctx context.Context, host string, follow []int, prefetch ...netip.Prefix) (*state, error) {
 	st := &state{prefetched: map[netip.Prefix]*api.IPAMBlock{}}
 	var mu sync.Mutex
+	// A prefetched block is a hint only: a failed read is retried where the block is needed.
+	read := func(p netip.Prefix) {
+		if b, err := c.getBlock(ctx, p.String()); err == nil {
+			mu.Lock()
+			st.prefetched[p] = b
+			mu.Unlock()
+		}
+	}
 	fns := []func() error{
 		func() (err error) { st.cfg, err = c.getConfig(ctx); return },
 		func() (err error) { st.pools, err = c.listPools(ctx); return },
 		func() (err error) { st.resv, err = c.listReservations(ctx); return },
 	}
 	if host != "" {
-		fns = append(fns, func() (err error) { st.affs, err = c.hostAffinities(ctx, host); return })
+		fns = append(fns, func() (err error) {
+			if st.affs, err = c.hostAffinities(ctx, host); err != nil {
+				return err
+			}
+			var next []func() error
+			for _, ver := range follow {
+				if slices.ContainsFunc(prefetch, func(p netip.Prefix) bool { return p.Addr().Is4() == (ver == 4) }) {
+					continue
+				}
+				if p, ok := firstAffineBlock(st.affs, ver); ok {
+					next = append(next, func() error { read(p); return nil })
+				}
+			}
+			return parallel(next...)
+		})
 	}
 	for _, p := range prefetch {
-		fns = append(fns, func() error {
-			// A hint only: a failed read is retried where the block is needed.
-			if b, err := c.getBlock(ctx, p.String()); err == nil {
-				mu.Lock()
-				st.prefetched[p] = b
-				mu.Unlock()
-			}
-			return nil
-		})
+		fns = append(fns, func() error { read(p); return nil })
 	}
 	if err := parallel(fns...); err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// firstAffineBlock is the lowest-addressed block of IP version ver that one of affs (a host's
+// affinities) gives the host.
+func firstAffineBlock(affs []*api.BlockAffinity, ver int) (netip.Prefix, bool) {
+	var first netip.Prefix
+	for _, a := range affs {
+		if a.Spec.State == api.BlockAffinityPendingDeletion {
+			continue
+		}
+		p, err := netip.ParsePrefix(a.Spec.CIDR)
+		if err != nil || p.Addr().Is4() != (ver == 4) {
+			continue
+		}
+		if p = p.Masked(); !first.IsValid() || p.Addr().Less(first.Addr()) {
+			first = p
+		}
+	}
+	return first, first.IsValid()
 }
 
 // AutoAssign allocates args.Num4 IPv4 and args.Num6 IPv6 addresses for args.Hostname. For each IP
@@ -132,15 +177,21 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (AssignRes
 	}
 	ctx, cancel := c.opCtx(ctx)
 	defer cancel()
-	// Read the blocks this Client last allocated from for the host together with everything else: on
-	// a busy node they usually have room, which saves a round trip.
-	var prefetch []netip.Prefix
-	for ver, n := range map[int]int{4: args.Num4, 6: args.Num6} {
-		if h, ok := c.hints.Load(hintKey{args.Hostname, ver}); ok && n > 0 {
-			prefetch = append(prefetch, h.(netip.Prefix))
+	st, ok, err := args.Prefetch.state(ctx, c, args.Hostname, false)
+	if !ok {
+		// Read the blocks this Client last allocated from for the host together with everything
+		// else: on a busy node they usually have room, which saves a round trip.
+		var prefetch []netip.Prefix
+		var follow []int
+		for _, fam := range []struct{ ver, n int }{{4, args.Num4}, {6, args.Num6}} {
+			if h, ok := c.hints.Load(hintKey{args.Hostname, fam.ver}); ok && fam.n > 0 {
+				prefetch = append(prefetch, h.(netip.Prefix))
+			} else if fam.n > 0 {
+				follow = append(follow, fam.ver)
+			}
 		}
+		st, err = c.loadStateFollow(ctx, args.Hostname, follow, prefetch...)
 	}
-	st, err := c.loadState(ctx, args.Hostname, prefetch...)
 	if err != nil {
 		return res, fmt.Errorf("auto-assigning addresses for node %q: %w", args.Hostname, err)
 	}
@@ -234,13 +285,21 @@ func (c *Client) autoAssignFamily(ctx context.Context, st *state, q poolQuery, n
 			mine = append(mine, affBlock{aff: a, cidr: cidr.Masked(), pool: p, rank: slices.Index(pools, p)})
 		}
 	}
-	// Pool preference first, then the block this Client last allocated from (likely to have room), then
-	// address order.
+	// Pool preference first, then the blocks already read with the rest (the hinted ones: the block
+	// this Client or the caller's hint says the host last allocated from, likely to have room; no
+	// read before the first write), then the block this Client last allocated from, then address
+	// order.
 	hk := hintKey{host, q.version}
 	hint, _ := c.hints.Load(hk)
 	slices.SortFunc(mine, func(x, y affBlock) int {
 		if x.rank != y.rank {
 			return x.rank - y.rank
+		}
+		if xp, yp := st.prefetched[x.cidr] != nil, st.prefetched[y.cidr] != nil; xp != yp {
+			if xp {
+				return -1
+			}
+			return 1
 		}
 		if xh, yh := x.cidr == hint, y.cidr == hint; xh != yh {
 			if xh {
@@ -446,6 +505,9 @@ type AssignIPArgs struct {
 	Hostname string
 	// IntendedUse is Workload (default) or Tunnel; the address's pool must allow it.
 	IntendedUse api.IPPoolAllowedUse
+	// Prefetch, when it is this Client's, supplies the configuration, pools and reservations the call
+	// starts with (see Client.Prefetch); nil means the call reads them itself.
+	Prefetch *Prefetch
 }
 
 // AssignIP allocates one specific address. It is honoured even when the address's block is affine to
@@ -470,7 +532,10 @@ func (c *Client) AssignIP(ctx context.Context, args AssignIPArgs) (netip.Prefix,
 	}
 	ctx, cancel := c.opCtx(ctx)
 	defer cancel()
-	st, err := c.loadState(ctx, "")
+	st, ok, err := args.Prefetch.state(ctx, c, "", true)
+	if !ok {
+		st, err = c.loadState(ctx, "")
+	}
 	if err != nil {
 		return netip.Prefix{}, wrap(err)
 	}

@@ -33,16 +33,23 @@ const NetlinkTimeout = 30 * time.Second
 // minNetlinkTimeout keeps rollback possible when ctx has already expired.
 const minNetlinkTimeout = time.Second
 
+// The pod's gateways, the next hops of its default routes (callers report them in the CNI result).
+const (
+	// GatewayV4 is the pod's IPv4 next hop; it exists nowhere and is
+	// answered by proxy ARP on the host end.
+	GatewayV4 = "169.254.1.1"
+	// GatewayV6 is the host end's EUI-64 link-local address, which follows
+	// from its fixed MAC ee:ee:ee:ee:ee:ee.
+	GatewayV6 = "fe80::ecee:eeff:feee:eeee"
+)
+
 var (
 	// hostMAC is the MAC of every host-side veth. Pods never need to learn
 	// a new gateway MAC, and the host end's EUI-64 link-local address (the
 	// pod's IPv6 gateway) is the same on every veth.
-	hostMAC = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
-	// gatewayV4 is the pod's IPv4 next hop; it exists nowhere and is
-	// answered by proxy ARP on the host end.
-	gatewayV4 = netip.MustParseAddr("169.254.1.1")
-	// gatewayV6 is the EUI-64 link-local address derived from hostMAC.
-	gatewayV6 = netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")
+	hostMAC   = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	gatewayV4 = netip.MustParseAddr(GatewayV4)
+	gatewayV6 = netip.MustParseAddr(GatewayV6)
 )
 
 const hostWhere = "host netns"

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -44,8 +47,13 @@ type Config struct {
 // Backend is a datastore.Backend over the Kubernetes API. See the package documentation for how each
 // kind maps to Kubernetes objects.
 type Backend struct {
-	dyn      dynamic.Interface
-	rest     rest.Interface // for /readyz
+	dyn dynamic.Interface
+	// http and readyz are for Ping: a plain GET of the API server's /readyz over the dynamic
+	// client's HTTP client (same transport, credentials and connections). client-go's discovery or
+	// typed REST clients would do the same but link every Kubernetes API group into the binary,
+	// which the CNI plugin pays for in start-up time on every invocation.
+	http     *http.Client
+	readyz   string
 	timeout  time.Duration
 	log      *slog.Logger
 	handlers map[string]handler // by api kind
@@ -81,15 +89,19 @@ func New(cfg Config) (*Backend, error) {
 		timeout = DefaultRequestTimeout
 	}
 	rc.Timeout = 0
-	dyn, err := dynamic.NewForConfig(rc)
+	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		return nil, fmt.Errorf("creating the Kubernetes client for %s: %w", rc.Host, err)
 	}
-	disco, err := discovery.NewDiscoveryClientForConfig(rc)
+	dyn, err := dynamic.NewForConfigAndClient(rc, hc)
 	if err != nil {
 		return nil, fmt.Errorf("creating the Kubernetes client for %s: %w", rc.Host, err)
 	}
-	b := &Backend{dyn: dyn, rest: disco.RESTClient(), timeout: timeout, log: cfg.Logger}
+	readyz, err := readyzURL(rc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client for %s: %w", rc.Host, err)
+	}
+	b := &Backend{dyn: dyn, http: hc, readyz: readyz, timeout: timeout, log: cfg.Logger}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -124,14 +136,35 @@ func (b *Backend) Ping(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	body, err := b.rest.Get().AbsPath("/readyz").DoRaw(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.readyz, nil)
 	if err != nil {
-		if len(body) > 0 {
-			return fmt.Errorf("pinging the Kubernetes datastore (GET /readyz): %w: %s", err, body)
-		}
 		return fmt.Errorf("pinging the Kubernetes datastore (GET /readyz): %w", err)
 	}
+	req.Header.Set("Accept", "text/plain, application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("pinging the Kubernetes datastore (GET /readyz): %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if msg := strings.TrimSpace(string(body)); msg != "" {
+			return fmt.Errorf("pinging the Kubernetes datastore (GET /readyz): %s: %s", resp.Status, msg)
+		}
+		return fmt.Errorf("pinging the Kubernetes datastore (GET /readyz): %s", resp.Status)
+	}
 	return nil
+}
+
+// readyzURL is the API server's /readyz under rc's host (and its path prefix, if any), as client-go's
+// AbsPath("/readyz") would build it.
+func readyzURL(rc *rest.Config) (string, error) {
+	base, _, err := rest.DefaultServerUrlFor(rc)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: base.Scheme, Host: base.Host, Path: strings.TrimSuffix(base.Path, "/") + "/readyz"}
+	return u.String(), nil
 }
 
 // Close marks the backend closed. client-go holds no per-client resources that need releasing; idle
