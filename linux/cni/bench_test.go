@@ -5,6 +5,8 @@ package cni
 import (
 	"testing"
 
+	"github.com/tortie-net/tortie/linux/cnitest"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 )
 
@@ -21,7 +23,7 @@ func BenchmarkSetupTeardown(b *testing.B) {
 		{"dual-stack", []string{"10.65.7.1/32", "fd00:65::7:1/128"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			node, pod := newNode(b), newNS(b)
+			node, pod := newNode(b), cnitest.NewNS(b)
 			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "bench", bc.name),
 				Addresses: prefixes(bc.addrs...)}
 			err := node.Do(func(ns.NetNS) error {

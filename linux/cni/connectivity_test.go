@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tortie-net/tortie/linux/cnitest"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 )
@@ -20,7 +22,7 @@ import (
 // node with ICMP (ping).
 func TestConnectivity(t *testing.T) {
 	requireRoot(t)
-	node, podA, podB := newNode(t), newNS(t), newNS(t)
+	node, podA, podB := newNode(t), cnitest.NewNS(t), cnitest.NewNS(t)
 	a := Request{NetNS: podA.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "default", "pod-a"),
 		Addresses: prefixes("10.65.4.1/32", "fd00:65::4:1/128")}
 	b := Request{NetNS: podB.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "default", "pod-b"),
@@ -32,7 +34,7 @@ func TestConnectivity(t *testing.T) {
 	// kernel adds it once the carrier is up (asynchronously, via linkwatch).
 	for _, r := range []Request{a, b} {
 		eventually(t, "fe80::ecee:eeff:feee:eeee on "+r.HostIfName, func() bool {
-			h := handleIn(t, node)
+			h := cnitest.Handle(t, node)
 			l, err := h.LinkByName(r.HostIfName)
 			if err != nil {
 				return false

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tortie-net/tortie/linux/cnitest"
+
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,24 +43,6 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-// newNS returns a fresh bind-mounted network namespace, removed at cleanup.
-func newNS(t testing.TB) ns.NetNS {
-	t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("creating network namespace: %v", err)
-	}
-	t.Cleanup(func() { deleteNS(n) })
-	return n
-}
-
-// deleteNS closes and unmounts n; it tolerates being called twice.
-func deleteNS(n ns.NetNS) {
-	_ = n.Close()
-	_ = testutils.UnmountNS(n)
-	_ = os.Remove(n.Path())
-}
-
 // doIn runs f on a thread in n.
 func doIn(t testing.TB, n ns.NetNS, f func() error) {
 	t.Helper()
@@ -69,21 +51,10 @@ func doIn(t testing.TB, n ns.NetNS, f func() error) {
 	}
 }
 
-// handleIn returns a netlink handle inside n, closed at cleanup.
-func handleIn(t testing.TB, n ns.NetNS) *netlink.Handle {
-	t.Helper()
-	h, err := netlink.NewHandleAt(netns.NsHandle(n.Fd()), unix.NETLINK_ROUTE)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", n.Path(), err)
-	}
-	t.Cleanup(h.Close)
-	return h
-}
-
 func newNode(t testing.TB) ns.NetNS {
 	t.Helper()
-	n := newNS(t)
-	h := handleIn(t, n)
+	n := cnitest.NewNS(t)
+	h := cnitest.Handle(t, n)
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
@@ -179,7 +150,7 @@ type linkState struct {
 // snapshot describes the link name in n, or returns nil if there is none.
 func snapshot(t testing.TB, n ns.NetNS, name string) *linkState {
 	t.Helper()
-	h := handleIn(t, n)
+	h := cnitest.Handle(t, n)
 	l, err := h.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -232,25 +203,10 @@ func renderRoute(r netlink.Route) string {
 	return s + fmt.Sprintf(" proto %d", int(r.Protocol))
 }
 
-// linkNames lists the links in n.
-func linkNames(t testing.TB, n ns.NetNS) []string {
-	t.Helper()
-	links, err := handleIn(t, n).LinkList()
-	if err != nil {
-		t.Fatalf("listing links in %s: %v", n.Path(), err)
-	}
-	var names []string
-	for _, l := range links {
-		names = append(names, l.Attrs().Name)
-	}
-	slices.Sort(names)
-	return names
-}
-
 // ownedRoutes lists the routes in n that carry RouteProtocol.
 func ownedRoutes(t testing.TB, n ns.NetNS) []string {
 	t.Helper()
-	routes, err := handleIn(t, n).RouteListFiltered(netlink.FAMILY_ALL,
+	routes, err := cnitest.Handle(t, n).RouteListFiltered(netlink.FAMILY_ALL,
 		&netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		t.Fatalf("listing routes in %s: %v", n.Path(), err)
@@ -285,7 +241,7 @@ func addVethIn(t testing.TB, n ns.NetNS, a, b string) {
 	t.Helper()
 	la := netlink.NewLinkAttrs()
 	la.Name = a
-	if err := handleIn(t, n).LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: b, PeerTxQLen: -1}); err != nil {
+	if err := cnitest.Handle(t, n).LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: b, PeerTxQLen: -1}); err != nil {
 		t.Fatalf("creating veth %s <-> %s in %s: %v", a, b, n.Path(), err)
 	}
 }
@@ -296,7 +252,7 @@ func addBridgeIn(t testing.TB, n ns.NetNS, name string) {
 	t.Helper()
 	la := netlink.NewLinkAttrs()
 	la.Name = name
-	if err := handleIn(t, n).LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
+	if err := cnitest.Handle(t, n).LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
 		t.Fatalf("creating bridge %s in %s: %v", name, n.Path(), err)
 	}
 }

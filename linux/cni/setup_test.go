@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tortie-net/tortie/linux/cnitest"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -58,7 +60,7 @@ func TestSetup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			node, pod := newNode(t), newNS(t)
+			node, pod := newNode(t), cnitest.NewNS(t)
 			req := tt.req
 			req.NetNS, req.HostIfName = pod.Path(), hostIf
 
@@ -101,7 +103,7 @@ func TestSetup(t *testing.T) {
 			if diff := cmp.Diff(wantHost, snapshot(t, node, hostIf), sortStrings); diff != "" {
 				t.Errorf("host veth (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(append([]string{hostIf}, nodeBaseLinks...), linkNames(t, node), sortStrings); diff != "" {
+			if diff := cmp.Diff(append([]string{hostIf}, nodeBaseLinks...), cnitest.LinkNames(t, node), sortStrings); diff != "" {
 				t.Errorf("node links (-want +got):\n%s", diff)
 			}
 
@@ -167,7 +169,7 @@ func mustMAC(t testing.TB, s string) net.HardwareAddr {
 
 func linkIndex(t testing.TB, n ns.NetNS, name string) int {
 	t.Helper()
-	l, err := handleIn(t, n).LinkByName(name)
+	l, err := cnitest.Handle(t, n).LinkByName(name)
 	if err != nil {
 		t.Fatalf("looking up %s in %s: %v", name, n.Path(), err)
 	}
@@ -180,7 +182,7 @@ func TestSetupReplacesStale(t *testing.T) {
 	requireRoot(t)
 	const hostIf = "calistale000001"
 	t.Run("orphan host veth", func(t *testing.T) {
-		node, pod := newNode(t), newNS(t)
+		node, pod := newNode(t), cnitest.NewNS(t)
 		addVethIn(t, node, hostIf, "stalepeer")
 		req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.1.1/32")}
 		mustSetup(t, node, req)
@@ -192,7 +194,7 @@ func TestSetupReplacesStale(t *testing.T) {
 		}
 	})
 	t.Run("previous sandbox of the same pod", func(t *testing.T) {
-		node, oldPod, newPod := newNode(t), newNS(t), newNS(t)
+		node, oldPod, newPod := newNode(t), cnitest.NewNS(t), cnitest.NewNS(t)
 		old := Request{NetNS: oldPod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.1.2/32")}
 		mustSetup(t, node, old)
 		cur := old
@@ -221,7 +223,7 @@ type keep struct {
 func assertClean(t *testing.T, node, pod ns.NetNS, k keep) {
 	t.Helper()
 	wantNode := append(append([]string{}, nodeBaseLinks...), k.node...)
-	if diff := cmp.Diff(wantNode, linkNames(t, node), sortStrings); diff != "" {
+	if diff := cmp.Diff(wantNode, cnitest.LinkNames(t, node), sortStrings); diff != "" {
 		t.Errorf("node links (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(k.routes, ownedRoutes(t, node), sortStrings, cmpopts.EquateEmpty()); diff != "" {
@@ -229,7 +231,7 @@ func assertClean(t *testing.T, node, pod ns.NetNS, k keep) {
 	}
 	if pod != nil {
 		wantPod := append([]string{"lo"}, k.pod...)
-		if diff := cmp.Diff(wantPod, linkNames(t, pod), sortStrings); diff != "" {
+		if diff := cmp.Diff(wantPod, cnitest.LinkNames(t, pod), sortStrings); diff != "" {
 			t.Errorf("pod links (-want +got):\n%s", diff)
 		}
 	}
@@ -321,7 +323,7 @@ func TestSetupFailures(t *testing.T) {
 			name: "host route conflicts with another interface",
 			prepare: func(t *testing.T, node, _ ns.NetNS, req *Request) keep {
 				req.Addresses = prefixes("10.65.2.1/32", "fd00:65::2:1/128", "10.65.2.2/32")
-				h := handleIn(t, node)
+				h := cnitest.Handle(t, node)
 				up, err := h.LinkByName("uplink0")
 				if err != nil {
 					t.Fatal(err)
@@ -366,7 +368,7 @@ func TestSetupFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			node, pod := newNode(t), newNS(t)
+			node, pod := newNode(t), cnitest.NewNS(t)
 			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.2.1/32")}
 			var k keep
 			if tt.prepare != nil {
@@ -404,7 +406,7 @@ func TestSetupFailures(t *testing.T) {
 func TestSetupRollbackEveryStep(t *testing.T) {
 	requireRoot(t)
 	const hostIf = "calirollback001"
-	node, pod := newNode(t), newNS(t)
+	node, pod := newNode(t), cnitest.NewNS(t)
 	for _, st := range (&setup{}).steps() {
 		step := st.name
 		t.Run(step, func(t *testing.T) {

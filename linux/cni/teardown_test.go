@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tortie-net/tortie/linux/cnitest"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 )
@@ -35,7 +37,7 @@ func TestTeardown(t *testing.T) {
 			name: "netns already deleted",
 			prepare: func(t *testing.T, node, pod ns.NetNS, req Request) {
 				mustSetup(t, node, req)
-				deleteNS(pod)
+				cnitest.DeleteNS(pod)
 			},
 			afterwards: func(t *testing.T, node, _ ns.NetNS) {
 				// The kernel destroys the pair with the namespace, in the
@@ -75,7 +77,7 @@ func TestTeardown(t *testing.T) {
 			name: "host name now belongs to a newer sandbox of the pod",
 			prepare: func(t *testing.T, node, pod ns.NetNS, req Request) {
 				mustSetup(t, node, req) // the old sandbox...
-				newer := newNS(t)
+				newer := cnitest.NewNS(t)
 				cur := req
 				cur.NetNS = newer.Path()
 				mustSetup(t, node, cur) // ...replaced by a newer one
@@ -97,7 +99,7 @@ func TestTeardown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			node, pod := newNode(t), newNS(t)
+			node, pod := newNode(t), cnitest.NewNS(t)
 			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
 				Addresses: prefixes("10.65.5.1/32", "fd00:65::5:1/128")}
 			if tt.prepare != nil {
@@ -163,7 +165,7 @@ func TestCheck(t *testing.T) {
 	const hostIf = "calicheck000001"
 	delRoute := func(t *testing.T, n ns.NetNS, dev string, match func(netlink.Route) bool) {
 		t.Helper()
-		h := handleIn(t, n)
+		h := cnitest.Handle(t, n)
 		l, err := h.LinkByName(dev)
 		if err != nil {
 			t.Fatal(err)
@@ -205,7 +207,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "pod address removed",
 			mutate: func(t *testing.T, _, pod ns.NetNS, req *Request) {
-				h := handleIn(t, pod)
+				h := cnitest.Handle(t, pod)
 				l, err := h.LinkByName("eth0")
 				if err != nil {
 					t.Fatal(err)
@@ -229,7 +231,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "host veth down",
 			mutate: func(t *testing.T, node, _ ns.NetNS, _ *Request) {
-				h := handleIn(t, node)
+				h := cnitest.Handle(t, node)
 				l, err := h.LinkByName(hostIf)
 				if err != nil {
 					t.Fatal(err)
@@ -258,7 +260,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "veth gone",
 			mutate: func(t *testing.T, node, _ ns.NetNS, _ *Request) {
-				h := handleIn(t, node)
+				h := cnitest.Handle(t, node)
 				l, err := h.LinkByName(hostIf)
 				if err != nil {
 					t.Fatal(err)
@@ -275,7 +277,7 @@ func TestCheck(t *testing.T) {
 				// Same host name, other sandbox: this pod's pair is gone
 				// and the name now leads elsewhere.
 				other := *req
-				other.NetNS = newNS(t).Path()
+				other.NetNS = cnitest.NewNS(t).Path()
 				mustSetup(t, node, other)
 				addVethIn(t, pod, "eth0", "eth0peer") // an unrelated eth0 takes the place
 			},
@@ -283,13 +285,13 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:    "netns gone",
-			mutate:  func(_ *testing.T, _, pod ns.NetNS, _ *Request) { deleteNS(pod) },
+			mutate:  func(_ *testing.T, _, pod ns.NetNS, _ *Request) { cnitest.DeleteNS(pod) },
 			wantErr: []string{"opening container netns"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			node, pod := newNode(t), newNS(t)
+			node, pod := newNode(t), cnitest.NewNS(t)
 			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
 				Addresses: prefixes("10.65.6.1/32", "fd00:65::6:1/128")}
 			mustSetup(t, node, req)

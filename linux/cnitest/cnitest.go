@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,7 +279,7 @@ func (p *Pod) RuntimeConf() *libcni.RuntimeConf {
 }
 
 // Delete removes the pod's namespace now (a sandbox that died), as at cleanup.
-func (p *Pod) Delete() { deleteNS(p.NS) }
+func (p *Pod) Delete() { DeleteNS(p.NS) }
 
 // ConfList parses a conflist.
 func ConfList(t testing.TB, conf string) *libcni.NetworkConfigList {
@@ -297,11 +298,12 @@ func NewNS(t testing.TB) ns.NetNS {
 	if err != nil {
 		t.Fatalf("creating network namespace: %v", err)
 	}
-	t.Cleanup(func() { deleteNS(n) })
+	t.Cleanup(func() { DeleteNS(n) })
 	return n
 }
 
-func deleteNS(n ns.NetNS) {
+// DeleteNS closes and unmounts n; it tolerates being called twice.
+func DeleteNS(n ns.NetNS) {
 	_ = n.Close()
 	_ = testutils.UnmountNS(n)
 	_ = os.Remove(n.Path())
@@ -318,7 +320,7 @@ func Handle(t testing.TB, n ns.NetNS) *netlink.Handle {
 	return h
 }
 
-// LinkNames lists the interfaces in n.
+// LinkNames lists the interfaces in n, sorted by name.
 func LinkNames(t testing.TB, n ns.NetNS) []string {
 	t.Helper()
 	h, err := netlink.NewHandleAt(netns.NsHandle(n.Fd()), unix.NETLINK_ROUTE)
@@ -334,6 +336,7 @@ func LinkNames(t testing.TB, n ns.NetNS) []string {
 	for _, l := range links {
 		out = append(out, l.Attrs().Name)
 	}
+	slices.Sort(out)
 	return out
 }
 
