@@ -98,7 +98,7 @@ variables (and TORTIE_ aliases, which win), so calico-node manifests keep workin
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "",
 		"log level: debug, info, warning or error (default: LOG_LEVEL, else info)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStartupCommand(env, &rf), newVersionCommand(env))
+	root.AddCommand(newStartupCommand(env, &rf), newMonitorAddressesCommand(env, &rf), newVersionCommand(env))
 	return root
 }
 
@@ -182,28 +182,42 @@ datastore answers.`,
 	return cmd
 }
 
-// runStartup connects to the datastore (and the Kubernetes API when there is one) and runs startup.
-func runStartup(ctx context.Context, env *Env, f startupFlags, log *slog.Logger) error {
-	over := open.Overrides{ConfigFile: f.configFile, ConfigFileRequired: f.configFile != "", Kubeconfig: f.kubeconfig,
-		Timeout: f.datastoreTimeout, Logger: log}
+// openDatastore connects to the datastore (and the Kubernetes API when there is one) as startup and
+// monitor-addresses do, and returns the backend, the Kubernetes client (nil without one) and the
+// node.Options datastore type. The caller closes the backend.
+func openDatastore(ctx context.Context, env *Env, configFile, kubeconfig string, timeout time.Duration, log *slog.Logger) (
+	datastore.Backend, kubernetes.Interface, string, error,
+) {
+	over := open.Overrides{ConfigFile: configFile, ConfigFileRequired: configFile != "", Kubeconfig: kubeconfig,
+		Timeout: timeout, Logger: log}
 	cfg, err := open.Resolve(env.Getenv, over)
 	if err != nil {
-		return fmt.Errorf("choosing the datastore: %w", err)
+		return nil, nil, "", fmt.Errorf("choosing the datastore: %w", err)
 	}
 	be, err := connect(ctx, env, cfg, over, log)
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
-	defer be.Close() //nolint:errcheck // nothing to do about a failed close at exit
-
-	kc, err := kubeClient(env, cfg, f.kubeconfig)
+	kc, err := kubeClient(env, cfg, kubeconfig)
 	if err != nil {
-		return err
+		be.Close() //nolint:errcheck,gosec // already failing
+		return nil, nil, "", err
 	}
 	dsType := node.DatastoreEtcd
 	if cfg.Type == open.Kubernetes {
 		dsType = node.DatastoreKubernetes
 	}
+	return be, kc, dsType, nil
+}
+
+// runStartup connects to the datastore (and the Kubernetes API when there is one) and runs startup.
+func runStartup(ctx context.Context, env *Env, f startupFlags, log *slog.Logger) error {
+	be, kc, dsType, err := openDatastore(ctx, env, f.configFile, f.kubeconfig, f.datastoreTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer be.Close() //nolint:errcheck // nothing to do about a failed close at exit
+
 	res, err := node.Run(ctx, node.Options{
 		Backend:         be,
 		DatastoreType:   dsType,
@@ -237,6 +251,68 @@ func runStartup(ctx context.Context, env *Env, f startupFlags, log *slog.Logger)
 	}
 	attrs = append(attrs, "pools", strings.Join(pools, ","), "tunnel_addresses", strings.Join(tunnels, ","))
 	log.Info("startup summary", attrs...)
+	return nil
+}
+
+type monitorFlags struct {
+	nodenameFile, tortieNodenameFile string
+	configFile, kubeconfig           string
+	pollInterval, datastoreTimeout   time.Duration
+}
+
+func newMonitorAddressesCommand(env *Env, rf *rootFlags) *cobra.Command {
+	var f monitorFlags
+	cmd := &cobra.Command{
+		Use:   "monitor-addresses",
+		Short: "Keep the Node's addresses current until stopped",
+		Long: `Keep the Node's addresses current, as calico-node's monitor-addresses does: re-run the node
+address part of startup (IP, IP6, IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD,
+DISABLE_NODE_IP_CHECK) at once and then every AUTODETECT_POLL_INTERVAL (default 60s), and update the
+Node when an autodetected address changed. It runs until SIGINT or SIGTERM; when no address is
+autodetected (IP is an address or none and IP6 is not autodetect) it exits at once. Run it after
+startup: it never creates the Node. The datastore is chosen as startup chooses it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := rf.logger(env)
+			if err != nil {
+				return err
+			}
+			if f.pollInterval < 0 {
+				return usageError{fmt.Errorf("--poll-interval=%s: must not be negative", f.pollInterval)}
+			}
+			return runMonitorAddresses(cmd.Context(), env, f, log)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.nodenameFile, "nodename-file", "", "Calico's node name file startup wrote (default: CALICO_NODENAME_FILE, else /var/lib/calico/nodename)")
+	fl.StringVar(&f.tortieNodenameFile, "tortie-nodename-file", "", "tortie's node name file (default: TORTIE_NODENAME_FILE, else /var/lib/tortie/nodename)")
+	fl.DurationVar(&f.pollInterval, "poll-interval", 0, "how often to re-detect the addresses (default: AUTODETECT_POLL_INTERVAL, else 60s)")
+	fl.StringVarP(&f.configFile, "config", "c", "", "calicoctl-style datastore config file (CalicoAPIConfig)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes API (default: KUBECONFIG, else the pod's service account)")
+	fl.DurationVar(&f.datastoreTimeout, "datastore-timeout", open.DefaultTimeout, "how long one attempt to connect to the datastore may take")
+	return cmd
+}
+
+// runMonitorAddresses connects as startup does and runs node.Monitor until ctx ends.
+func runMonitorAddresses(ctx context.Context, env *Env, f monitorFlags, log *slog.Logger) error {
+	be, kc, dsType, err := openDatastore(ctx, env, f.configFile, f.kubeconfig, f.datastoreTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer be.Close() //nolint:errcheck // nothing to do about a failed close at exit
+	err = node.Monitor(ctx, node.Options{
+		Backend:       be,
+		DatastoreType: dsType,
+		Env:           env.Getenv,
+		Interfaces:    env.Interfaces,
+		Kube:          kc,
+		Files:         node.Files{NodenameFile: f.nodenameFile, TortieNodenameFile: f.tortieNodenameFile},
+		Logger:        log,
+		Hostname:      env.Hostname,
+	}, f.pollInterval)
+	if err != nil {
+		return fmt.Errorf("monitoring node addresses: %w", err)
+	}
 	return nil
 }
 

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tortie-net/tortie/common/startup/autodetect"
 	"github.com/tortie-net/tortie/common/testenv"
@@ -39,6 +42,8 @@ func TestUsage(t *testing.T) {
 		{"version", nil, []string{"version"}, exitOK, "tortie-node "},
 		{"help", nil, []string{"--help"}, exitOK, "startup"},
 		{"unknown flag", nil, []string{"startup", "--bogus"}, exitUsage, "unknown flag: --bogus"},
+		{"help lists monitor-addresses", nil, []string{"--help"}, exitOK, "monitor-addresses"},
+		{"negative --poll-interval", nil, []string{"monitor-addresses", "--poll-interval", "-1s"}, exitUsage, "--poll-interval=-1s"},
 		{"unknown command", nil, []string{"frobnicate"}, exitUsage, "unknown command"},
 		{"bad --log-level", nil, []string{"startup", "--log-level", "loud"}, exitUsage, `--log-level="loud"`},
 		{"bad LOG_LEVEL", map[string]string{"LOG_LEVEL": "loud"}, []string{"startup"}, exitUsage, `LOG_LEVEL="loud"`},
@@ -112,5 +117,92 @@ func TestStartupUnreachableDatastore(t *testing.T) {
 	code, _, stderr := runMain(t, env, "startup", "--datastore-timeout", "300ms", "--mtu-file", filepath.Join(t.TempDir(), "mtu"))
 	if code != exitError || !strings.Contains(stderr, "cannot reach the etcdv3 datastore at http://127.0.0.1:1") {
 		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a command writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestMonitorAddressesEtcd(t *testing.T) {
+	endpoints := testenv.Etcd(t)
+	testenv.EtcdClean(t, endpoints)
+	dir := t.TempDir()
+	files := []string{
+		"--nodename-file", filepath.Join(dir, "calico", "nodename"),
+		"--tortie-nodename-file", filepath.Join(dir, "tortie", "nodename"),
+	}
+	env := map[string]string{
+		"DATASTORE_TYPE":       "etcdv3",
+		"ETCD_ENDPOINTS":       strings.Join(endpoints, ","),
+		"CALICO_IPV4POOL_CIDR": "none",
+		"FELIX_IPV6SUPPORT":    "false",
+		"IP":                   "autodetect",
+	}
+	if code, _, stderr := runMain(t, env, append([]string{"startup", "--mtu-file", filepath.Join(dir, "mtu")}, files...)...); code != exitOK {
+		t.Fatalf("startup exit %d:\n%s", code, stderr)
+	}
+
+	// Runs until its context ends (SIGINT / SIGTERM in main), then exits 0.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, append([]string{"monitor-addresses", "--poll-interval", "100ms"}, files...), Env{
+			Stderr: &stderr, Getenv: func(k string) string { return env[k] },
+			Interfaces: autodetect.StaticInterfaces{Interfaces: []autodetect.Interface{{
+				Name: "eth0", Up: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/24")},
+			}}},
+			Hostname: func() (string, error) { return "cmd-host", nil },
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), `msg="monitoring node addresses" node=cmd-host interval=100ms`) {
+		select {
+		case code := <-done:
+			t.Fatalf("monitor-addresses exited %d early:\n%s", code, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor-addresses did not start:\n%s", stderr.String())
+		}
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d after cancel:\n%s", code, stderr.String())
+	}
+
+	// Nothing to monitor: exits at once.
+	fixed := map[string]string{}
+	for k, v := range env {
+		fixed[k] = v
+	}
+	fixed["IP"] = "10.0.0.5/24"
+	code, _, out := runMain(t, fixed, append([]string{"monitor-addresses"}, files...)...)
+	if code != exitOK || !strings.Contains(out, "not monitoring node addresses: none is autodetected") {
+		t.Errorf("explicit IP: exit %d:\n%s", code, out)
+	}
+
+	// A bad interval names the variable.
+	fixed["IP"] = "autodetect"
+	fixed["AUTODETECT_POLL_INTERVAL"] = "often"
+	code, _, out = runMain(t, fixed, append([]string{"monitor-addresses"}, files...)...)
+	if code != exitError || !strings.Contains(out, `tortie-node: monitoring node addresses: AUTODETECT_POLL_INTERVAL="often"`) {
+		t.Errorf("bad interval: exit %d:\n%s", code, out)
 	}
 }

@@ -1,10 +1,13 @@
-// Command tortie-node is tortie's per-node agent. Today it has two subcommands:
+// Command tortie-node is tortie's per-node agent. Today it has three subcommands:
 //
-//	tortie-node startup   one-shot node startup (node name, addresses, Node registration, default
-//	                      pools, cluster defaults, tunnel addresses, MTU and node name files), then exit
-//	tortie-node version   print the version
+//	tortie-node startup             one-shot node startup (node name, addresses, Node registration,
+//	                                default pools, cluster defaults, tunnel addresses, MTU and node name
+//	                                files), then exit
+//	tortie-node monitor-addresses   re-detect the node's addresses every AUTODETECT_POLL_INTERVAL and
+//	                                update the Node, until SIGINT / SIGTERM
+//	tortie-node version             print the version
 //
-// The agent's long-running parts (run, health, install-cni, cleanup) come later. The startup logic lives
+// The agent's other long-running parts (run, health, install-cni, cleanup) come later. The startup logic lives
 // in common/startup/node; docs/node-startup.md lists its environment variables. This package is
 // platform-neutral: the same files build the Linux and the Windows binary.
 package main
