@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -122,6 +123,9 @@ func New(o Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.m = newMetrics(reg)
+	// Registered here, not in Run, so that nobody sees the agent ready before it ran.
+	a.rep = a.health.Register("agent", o.Settings.Current().WatchdogTimeout, true)
+	a.rep.SetReady(false, "waiting for the datastore")
 	return a, nil
 }
 
@@ -143,8 +147,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	set := a.o.Settings.Current()
 	a.applyLogLevel(set)
-	a.rep = a.health.Register("agent", set.WatchdogTimeout, true)
-	a.rep.SetReady(false, "waiting for the datastore")
 	a.record(a.calc.OnConfig(set))
 
 	var servers sync.WaitGroup
@@ -427,6 +429,9 @@ func (a *Agent) apply(ctx context.Context, dp platform.Dataplane) error {
 	if first {
 		a.log.Info("dataplane applied for the first time", "updates", len(diff), "took", time.Since(start))
 		a.updateReady()
+		// Decoding the initial snapshot leaves a heap peak that the runtime would return to the OS only
+		// slowly; return it now, once (docs/performance.md: agent memory).
+		debug.FreeOSMemory()
 	} else {
 		a.log.Debug("dataplane applied", "updates", len(diff), "took", time.Since(start))
 	}

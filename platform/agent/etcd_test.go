@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,12 @@ import (
 	"github.com/tortie-net/tortie/platform/agent"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(benchChild(mode))
+	}
+	testenv.Main(m)
+}
 
 // eventually polls cond until it holds or a generous deadline passes (a wait, not a timing assertion).
 func eventually(t *testing.T, what string, cond func() bool) {
