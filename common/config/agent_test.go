@@ -244,3 +244,28 @@ func TestAgentLiveChanges(t *testing.T) {
 		t.Errorf("restart still needed for %v after the change was undone", l.RestartNeeded())
 	}
 }
+
+// TestAgentSettingsDocumented: docs/agent.md lists every setting with its env, field, default and
+// whether it is live.
+func TestAgentSettingsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "agent.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Settings {
+		field, def, live := "—", "(unset)", "restart"
+		if s.Field != "" {
+			field = "`" + s.Field + "`"
+		}
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		if s.Live {
+			live = "live"
+		}
+		row := "| `" + s.Name + "` | `" + s.Env + "` | " + field + " | " + def + " | " + live + " |"
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/agent.md lacks the row %s", row)
+		}
+	}
+}
