@@ -125,11 +125,11 @@ func (c *Case) probes() []string {
 }
 
 type probeSpec struct {
-	proto      string
-	port       int
-	icmpType   int
-	icmpCode   int
-	protoNum   uint8
+	proto    string
+	port     int
+	icmpType int
+	icmpCode int
+	protoNum uint8
 }
 
 // parseProbe reads "tcp/80", "udp/81", "sctp/80" or "icmp/<type>/<code>".

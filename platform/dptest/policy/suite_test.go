@@ -3,11 +3,14 @@ package policy
 import (
 	"bytes"
 	"flag"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/tortie-net/tortie/common/calc"
@@ -177,10 +180,11 @@ func TestReferenceIndependent(t *testing.T) {
 type calcCluster struct {
 	calcs  map[string]*calc.Calculator
 	states map[string]*dpmodel.State
+	objs   map[datastore.Key]datastore.Update
 }
 
 func newCalcCluster(*testing.T) Dataplane {
-	c := &calcCluster{calcs: map[string]*calc.Calculator{}, states: map[string]*dpmodel.State{}}
+	c := &calcCluster{calcs: map[string]*calc.Calculator{}, states: map[string]*dpmodel.State{}, objs: map[datastore.Key]datastore.Update{}}
 	for _, n := range Nodes {
 		c.calcs[n] = calc.New(calc.Config{NodeName: n})
 		c.states[n] = dpmodel.NewState()
@@ -188,11 +192,31 @@ func newCalcCluster(*testing.T) Dataplane {
 	return c
 }
 
+// Update feeds the batch to every node's calculator and checks that each incremental state equals the
+// state a fresh calculator computes from all current resources at once.
 func (c *calcCluster) Update(t testing.TB, batch []datastore.Update) {
 	t.Helper()
+	for _, u := range batch {
+		if u.Type == datastore.UpdateDeleted {
+			delete(c.objs, u.Key)
+		} else {
+			c.objs[u.Key] = datastore.Update{Type: datastore.UpdateNew, Key: u.Key, Value: u.Value}
+		}
+	}
+	var snapshot []datastore.Update
+	for _, u := range c.objs {
+		snapshot = append(snapshot, u)
+	}
 	for _, n := range Nodes {
 		if err := c.states[n].ApplyAll(c.calcs[n].OnUpdates(batch)); err != nil {
 			t.Fatalf("node %s: the calculation broke the dpmodel contract: %v", n, err)
+		}
+		fresh := dpmodel.NewState()
+		if err := fresh.ApplyAll(calc.New(calc.Config{NodeName: n}).OnUpdates(snapshot)); err != nil {
+			t.Fatalf("node %s: from scratch, the calculation broke the dpmodel contract: %v", n, err)
+		}
+		if d := stateDiff(fresh, c.states[n]); d != "" {
+			t.Fatalf("node %s: incremental state differs from the state calculated from scratch (-scratch +incremental):\n%s", n, d)
 		}
 	}
 }
@@ -212,7 +236,18 @@ func (c *calcCluster) Allowed(t testing.TB, p Probe) bool {
 	return eg.Verdict == dpmodel.Allow && in.Verdict == dpmodel.Allow
 }
 
+// stateDiff compares two states' contents (an IP set emptied by deltas holds an empty slice, one sent
+// empty holds nil: the same set).
+func stateDiff(a, b *dpmodel.State) string {
+	return cmp.Diff(exported(a), exported(b), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}))
+}
+
 // TestCalc runs every case through the calculation and the dpmodel interpreter.
 func TestCalc(t *testing.T) {
 	Run(t, newCalcCluster)
+}
+
+// exported is a state's content without State's bookkeeping, for comparisons.
+func exported(s *dpmodel.State) any {
+	return []any{s.Config, s.IPSets, s.Policies, s.Profiles, s.Workloads, s.HostEndpoints, s.Routes, s.VTEPs, s.Pools, s.Hosts}
 }
