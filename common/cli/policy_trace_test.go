@@ -149,6 +149,11 @@ func TestPolicyTraceKubernetes(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	// No controller manager runs: create the service account pods need.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "shop"}}
+	if _, err := cs.CoreV1().ServiceAccounts("shop").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	for _, p := range []struct{ name, node, ip string }{{"frontend", "node1", "10.65.0.1"}, {"db", "node2", "10.65.0.2"}} {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: "shop", Labels: map[string]string{"app": p.name}},
 			Spec: corev1.PodSpec{NodeName: p.node, Containers: []corev1.Container{{Name: "c", Image: "registry.example/app"}}}}
@@ -208,4 +213,3 @@ func TestPolicyTraceKubernetes(t *testing.T) {
 		t.Errorf("ingress steps (-want +got):\n%s", diff)
 	}
 }
-
