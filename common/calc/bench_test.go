@@ -88,6 +88,18 @@ var benchSizes = []struct {
 	nodes     int
 }{{"1k", 1000, 10}, {"10k", 10000, 100}}
 
+// reportCPU adds cpu-ns/op (this process's user+system CPU per iteration): it varies much less than
+// wall time when the machine is shared.
+func reportCPU(b *testing.B) func() {
+	start, ok := processCPU()
+	return func() {
+		end, ok2 := processCPU()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
 // BenchmarkCalcCold: the whole cluster, from nothing to the node's complete dpmodel state.
 func BenchmarkCalcCold(b *testing.B) {
 	for _, sz := range benchSizes {
@@ -95,6 +107,7 @@ func BenchmarkCalcCold(b *testing.B) {
 			bc := newBenchCluster(sz.endpoints, sz.nodes, 250, 1000)
 			b.ReportAllocs()
 			b.ResetTimer()
+			defer reportCPU(b)()
 			for b.Loop() {
 				c := New(Config{NodeName: "n0"})
 				if out := c.OnUpdates(bc.updates); len(out) == 0 {
@@ -124,6 +137,7 @@ func BenchmarkNaiveMatch(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			defer reportCPU(b)()
 			for b.Loop() {
 				n := 0
 				for _, s := range polSels {
@@ -161,6 +175,7 @@ func BenchmarkCalcLabelChange(b *testing.B) {
 			i := 0
 			b.ReportAllocs()
 			b.ResetTimer()
+			stopCPU := reportCPU(b)
 			for b.Loop() {
 				w := bc.weps[targets[i%len(targets)]].DeepCopy()
 				if w.Labels["role"] == "frontend" {
@@ -177,6 +192,7 @@ func BenchmarkCalcLabelChange(b *testing.B) {
 				_ = out
 			}
 			b.StopTimer()
+			stopCPU()
 			slices.Sort(durs)
 			b.ReportMetric(float64(durs[len(durs)*99/100].Nanoseconds()), "p99-ns")
 		})
