@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
@@ -30,7 +31,8 @@ func ipamAssign(t *testing.T, be datastore.Backend, ip, handle, node, pod string
 		attrs[ipam.AttributeType] = ipam.AttributeTypeVXLAN
 		use = api.IPPoolAllowedUseTunnel
 	}
-	_, err := ipam.New(be).AssignIP(t.Context(), ipam.AssignIPArgs{
+	clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	_, err := ipam.New(be, ipam.WithClock(clock)).AssignIP(t.Context(), ipam.AssignIPArgs{
 		IP: netip.MustParseAddr(ip), HandleID: handle, Attrs: attrs, Hostname: node, IntendedUse: use})
 	if err != nil {
 		t.Fatalf("assigning %s to %s: %v", ip, handle, err)
