@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"regexp"
 	"bytes"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
