@@ -270,8 +270,9 @@ type Body func(ctx context.Context, getenv func(string) string, log *slog.Logger
 type RunOptions struct {
 	// Getenv is the process environment (os.Getenv).
 	Getenv func(string) string
-	// Level is the log level.
-	Level slog.Leveler
+	// Level decides the log level from the settings (nil: info); an error stops the service before it
+	// starts, with the error in the Event Log.
+	Level func(getenv func(string) string) (slog.Leveler, error)
 	// Stderr receives the log too when running interactively (a console or a HostProcess container).
 	Stderr io.Writer
 }
@@ -316,8 +317,15 @@ func (m *Manager) Run(body Body, ro RunOptions) error {
 		w = io.MultiWriter(lf, ro.Stderr)
 		evl = nil // the console logger would print every error twice
 	}
-	log := NewLogger(w, evl, ro.Level)
 	getenv := ef.Getenv(ro.Getenv)
+	var level slog.Leveler = slog.LevelInfo
+	if ro.Level != nil {
+		if level, err = ro.Level(getenv); err != nil {
+			lf.Close() //nolint:errcheck,gosec // already failing
+			return fail(fmt.Errorf("service %s: %w (settings: %s)", m.Opts.Name, err, m.Opts.EnvFile))
+		}
+	}
+	log := NewLogger(w, evl, level)
 	prog.Log = log
 	prog.Body = func(ctx context.Context) error { return body(ctx, getenv, log) }
 	log.Info("tortie-node service", "env_file", m.Opts.EnvFile, "settings", len(ef.Keys()), "log_file", m.Opts.LogFile(), "interactive", interactive)

@@ -57,7 +57,7 @@ func newNode(t *testing.T) *node {
 			n.runs = append(n.runs, getenv("NODENAME")+": "+errString(err))
 			n.mu.Unlock()
 			return err
-		}, service.RunOptions{Getenv: func(string) string { return "" }, Level: slog.LevelInfo})
+		}, service.RunOptions{Getenv: func(string) string { return "" }})
 		if err != nil {
 			n.mu.Lock()
 			n.runs = append(n.runs, "run: "+err.Error())

@@ -29,6 +29,14 @@ type SCM struct {
 	mu       sync.Mutex
 	svcs     map[string]*entry
 	eventLog []string
+	closed   bool
+}
+
+// Close cancels the restarts still pending (a test's clean-up; the real SCM has no such thing).
+func (m *SCM) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
 }
 
 type entry struct {
@@ -247,6 +255,12 @@ func (m *SCM) processEnded(name string, p *process) {
 	m.eventLog = append(m.eventLog, fmt.Sprintf("scm: %s terminated unexpectedly (failure %d); restarting in %s", name, e.failures, a.Delay))
 	go func() {
 		<-time.After(a.Delay)
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			return
+		}
 		if err := m.start(name); err != nil {
 			m.mu.Lock()
 			m.eventLog = append(m.eventLog, fmt.Sprintf("scm: restarting %s: %v", name, err))
