@@ -82,14 +82,6 @@ func TestServiceCommandsUsage(t *testing.T) {
 	}
 }
 
-func TestServiceOffWindows(t *testing.T) {
-	// Without the fake, the real host answers; off Windows it says so.
-	code, _, stderr := runMain(t, nil, "service", "status")
-	if code != exitError || !strings.Contains(stderr, "Windows service commands run on Windows only") {
-		t.Errorf("exit %d: %s", code, stderr)
-	}
-}
-
 // The whole service path against real etcd: install writes the settings, the service manager starts
 // `service run`, which runs node startup with those settings (the Node is registered and the node name
 // file written) and then the agent; stop cancels the agent; uninstall removes the service.
