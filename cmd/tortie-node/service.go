@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,13 +25,16 @@ var errAgentMissing = errors.New("the agent is not built into this binary: node 
 // serviceHost gives the service commands the OS (tests substitute the fake SCM).
 var serviceHost = winsvc.Native
 
+// prereqHost gives `service check` the OS (tests substitute a fake node).
+var prereqHost = winsvc.NativePrereq
+
 // envMTUFile overrides where the service's startup writes the pod MTU (the startup command's --mtu-file).
 const envMTUFile = "TORTIE_MTU_FILE"
 
 type serviceFlags struct {
 	envFile, logDir, startType string
 	env                        []string
-	purge                      bool
+	purge, json                bool
 }
 
 func newServiceCommand(env *Env, rf *rootFlags) *cobra.Command {
@@ -149,7 +153,30 @@ the whole procedure.`,
 		},
 	}
 
-	cmd.AddCommand(install, configure, uninstall,
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Check this node's prerequisites: Windows build, HNS, containerd, the VXLAN port, elevation",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			checks := winsvc.CheckPrerequisites(prereqHost())
+			if f.json {
+				b, err := json.MarshalIndent(checks, "", "  ")
+				if err != nil {
+					return err
+				}
+				printf(env.Stdout, "%s\n", b)
+			} else {
+				printf(env.Stdout, "%s", winsvc.FormatChecks(checks))
+			}
+			if failed := winsvc.Failed(checks); len(failed) > 0 {
+				return fmt.Errorf("prerequisites not met: %s", strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	check.Flags().BoolVar(&f.json, "json", false, "print the checks as JSON (check, ok, detail)")
+
+	cmd.AddCommand(install, configure, uninstall, check,
 		simple("start", "Start the service", (*winsvc.Manager).Start),
 		simple("stop", "Stop the service", (*winsvc.Manager).Stop),
 		status, run)

@@ -82,6 +82,31 @@ func TestServiceCommandsUsage(t *testing.T) {
 	}
 }
 
+type fakeNode struct{ holdsVXLAN bool }
+
+func (fakeNode) WindowsBuild() (uint32, error) { return 20348, nil }
+func (fakeNode) Service(name string) (winsvc.ServiceInfo, error) {
+	return winsvc.ServiceInfo{Installed: true, Running: name == "hns"}, nil
+}
+func (n fakeNode) UDPPortInUse(int) (bool, error) { return n.holdsVXLAN, nil }
+func (fakeNode) Elevated() (bool, error)          { return true, nil }
+
+func TestServiceCheck(t *testing.T) {
+	old := prereqHost
+	t.Cleanup(func() { prereqHost = old })
+	prereqHost = func() winsvc.PrereqHost { return fakeNode{} }
+	code, stdout, stderr := runMain(t, nil, "service", "check")
+	if code != exitOK || !strings.Contains(stdout, "ok    HNS           running") || !strings.Contains(stdout, "containerd    installed, stopped") {
+		t.Errorf("check on a ready node: exit %d\n%s%s", code, stdout, stderr)
+	}
+	prereqHost = func() winsvc.PrereqHost { return fakeNode{holdsVXLAN: true} }
+	code, stdout, stderr = runMain(t, nil, "service", "check", "--json")
+	if code != exitError || !strings.Contains(stderr, "prerequisites not met: VXLANPort") ||
+		!strings.Contains(stdout, `"check": "VXLANPort",`+"\n"+`    "ok": false,`) {
+		t.Errorf("check with UDP 4789 taken: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
 // The whole service path against real etcd: install writes the settings, the service manager starts
 // `service run`, which runs node startup with those settings (the Node is registered and the node name
 // file written) and then the agent; stop cancels the agent; uninstall removes the service.

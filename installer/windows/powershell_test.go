@@ -34,8 +34,9 @@ func TestPowerShellModule(t *testing.T) {
 		"Get-TortieNodeExe":        nil,
 		"Get-TortieProductCode":    nil,
 		"Invoke-Msiexec":           {"Arguments", "LogPath"},
-		"Test-TortiePrerequisites": {"Quiet"},
-		"Install-TortieNode":       {"MsiPath", "KubeConfig", "DatastoreType", "NodeName", "CniBinDir", "CniConfDir", "LogPath", "SkipPrerequisites"},
+		"Find-TortieNodeExe":       {"Path"},
+		"Test-TortiePrerequisites": {"Quiet", "TortieNodeExe"},
+		"Install-TortieNode":       {"MsiPath", "KubeConfig", "DatastoreType", "NodeName", "CniBinDir", "CniConfDir", "LogPath", "SkipPrerequisites", "TortieNodeExe"},
 		"Uninstall-TortieNode":     {"Purge", "LogPath"},
 		"Get-TortieNodeStatus":     nil,
 	}

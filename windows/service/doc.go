@@ -1,7 +1,7 @@
 // Package service makes tortie-node a Windows service with github.com/kardianos/service: the install
 // options (auto start, restart-on-failure recovery actions, the environment file the service reads), the
-// run/stop lifecycle of the service body, the rotating log file under ProgramData, and error reporting to
-// the Windows Event Log.
+// run/stop lifecycle of the service body, the rotating log file under ProgramData, error reporting to
+// the Windows Event Log, and the node's prerequisite checks (`tortie-node service check`).
 //
 // Everything except the few calls kardianos does not make (the full recovery-action list and the
 // event-log source, in service_windows.go) is platform-neutral and tested on Linux: kardianos'

@@ -40,55 +40,59 @@ function Invoke-Msiexec {
     }
 }
 
+function Find-TortieNodeExe {
+    # Internal: the tortie-node.exe to run: the given path, else the installed one, else the one next to
+    # this module (a release folder), or an error saying what to pass.
+    param([string]$Path)
+    if ($Path) {
+        return (Resolve-Path -LiteralPath $Path -ErrorAction Stop).Path
+    }
+    foreach ($candidate in @((Join-Path $script:InstallDir 'tortie-node.exe'), (Join-Path $PSScriptRoot 'tortie-node.exe'))) {
+        if (Test-Path -LiteralPath $candidate) {
+            return $candidate
+        }
+    }
+    throw 'tortie-node.exe not found: pass -TortieNodeExe (a release ships it next to the MSI), or install tortie first.'
+}
+
 function Test-TortiePrerequisites {
     <#
     .SYNOPSIS
     Checks that this Windows node can run tortie.
 
     .DESCRIPTION
-    Checks, and reports one object per check (Check, Ok, Detail):
+    Runs `tortie-node.exe service check` and returns one object per check (Check, Ok, Detail):
       - the Windows build is Windows Server 2019 (17763) or later, as the HNS VXLAN overlay needs;
       - the Host Network Service (hns) is installed and running (the Containers feature);
       - the containerd service is installed (the container runtime the kubelet uses);
       - UDP port 4789 (VXLAN) is not held by another program;
       - the session is elevated (installing a service needs it).
+    Before tortie is installed, pass the tortie-node.exe of the release with -TortieNodeExe.
 
     .PARAMETER Quiet
     Return only $true when every check passes and $false otherwise.
 
+    .PARAMETER TortieNodeExe
+    The tortie-node.exe to run (default: the installed one, else the one next to this module).
+
     .EXAMPLE
-    Test-TortiePrerequisites | Format-Table
+    Test-TortiePrerequisites -TortieNodeExe .\tortie-node.exe | Format-Table
 
     .EXAMPLE
     if (-not (Test-TortiePrerequisites -Quiet)) { throw 'this node is not ready for tortie' }
     #>
     [CmdletBinding()]
     param(
-        [switch]$Quiet
+        [switch]$Quiet,
+        [string]$TortieNodeExe
     )
-    $results = @()
-
-    $build = [Environment]::OSVersion.Version.Build
-    $results += [pscustomobject]@{ Check = 'WindowsBuild'; Ok = ($build -ge 17763); Detail = "build $build (need 17763 or later)" }
-
-    $hns = Get-Service -Name 'hns' -ErrorAction SilentlyContinue
-    $hnsOk = ($null -ne $hns) -and ($hns.Status -eq 'Running')
-    $hnsDetail = if ($null -eq $hns) { 'not installed: Install-WindowsFeature Containers, then restart' } else { "status $($hns.Status)" }
-    $results += [pscustomobject]@{ Check = 'HNS'; Ok = $hnsOk; Detail = $hnsDetail }
-
-    $containerd = Get-Service -Name 'containerd' -ErrorAction SilentlyContinue
-    $cDetail = if ($null -eq $containerd) { 'not installed (see docs/install-windows.md)' } else { "status $($containerd.Status)" }
-    $results += [pscustomobject]@{ Check = 'containerd'; Ok = ($null -ne $containerd); Detail = $cDetail }
-
-    $udp = @(Get-NetUDPEndpoint -LocalPort 4789 -ErrorAction SilentlyContinue)
-    $owners = @($udp | ForEach-Object { (Get-Process -Id $_.OwningProcess -ErrorAction SilentlyContinue).ProcessName })
-    $vxDetail = if ($udp.Count -eq 0) { 'free' } else { "in use by $($owners -join ', ')" }
-    $results += [pscustomobject]@{ Check = 'VXLANPort'; Ok = ($udp.Count -eq 0); Detail = $vxDetail }
-
-    $principal = New-Object Security.Principal.WindowsPrincipal([Security.Principal.WindowsIdentity]::GetCurrent())
-    $admin = $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
-    $results += [pscustomobject]@{ Check = 'Elevated'; Ok = $admin; Detail = $(if ($admin) { 'yes' } else { 'run PowerShell as Administrator' }) }
-
+    $exe = Find-TortieNodeExe -Path $TortieNodeExe
+    # Exit code 1 means a check failed; the JSON says which.
+    $json = & $exe service check --json
+    $parsed = $json | Out-String | ConvertFrom-Json
+    $results = foreach ($c in $parsed) {
+        [pscustomobject]@{ Check = $c.check; Ok = $c.ok; Detail = $c.detail }
+    }
     if ($Quiet) {
         return (@($results | Where-Object { -not $_.Ok }).Count -eq 0)
     }
@@ -132,8 +136,12 @@ function Install-TortieNode {
     .PARAMETER SkipPrerequisites
     Install even when Test-TortiePrerequisites reports a problem.
 
+    .PARAMETER TortieNodeExe
+    The tortie-node.exe that checks the prerequisites before the install (default: the installed one,
+    else the one next to this module).
+
     .EXAMPLE
-    Install-TortieNode -MsiPath .\tortie-x64.msi -KubeConfig C:\k\config
+    Install-TortieNode -MsiPath .\tortie-x64.msi -KubeConfig C:\k\config -TortieNodeExe .\tortie-node.exe
 
     .EXAMPLE
     Install-TortieNode -MsiPath .\tortie-x64.msi -DatastoreType etcdv3 -NodeName win-node-1
@@ -147,11 +155,12 @@ function Install-TortieNode {
         [string]$CniBinDir,
         [string]$CniConfDir,
         [string]$LogPath = (Join-Path $env:TEMP 'tortie-install.log'),
-        [switch]$SkipPrerequisites
+        [switch]$SkipPrerequisites,
+        [string]$TortieNodeExe
     )
     $msi = (Resolve-Path -LiteralPath $MsiPath -ErrorAction Stop).Path
     if (-not $SkipPrerequisites) {
-        $failed = @(Test-TortiePrerequisites | Where-Object { -not $_.Ok })
+        $failed = @(Test-TortiePrerequisites -TortieNodeExe $TortieNodeExe | Where-Object { -not $_.Ok })
         if ($failed.Count -gt 0) {
             $what = ($failed | ForEach-Object { "$($_.Check): $($_.Detail)" }) -join '; '
             throw "prerequisites not met: $what (use -SkipPrerequisites to install anyway)"

@@ -54,6 +54,7 @@ type process struct {
 	stop    chan struct{} // closed to ask Run to stop
 	exited  chan struct{} // closed when Exit is called
 	done    chan error    // Run's result
+	ended   chan struct{} // closed when the process has ended and the SCM recorded it
 	stopReq bool
 }
 
@@ -208,8 +209,11 @@ func (m *SCM) start(name string) error {
 		m.mu.Unlock()
 		return errors.New("scmfake: Launch is not set")
 	}
-	p := &process{started: make(chan error, 1), stop: make(chan struct{}), exited: make(chan struct{}), done: make(chan error, 1)}
+	p := &process{started: make(chan error, 1), stop: make(chan struct{}), exited: make(chan struct{}), done: make(chan error, 1),
+		ended: make(chan struct{})}
 	e.proc = p
+	// START_PENDING, which kardianos' Status reports as running, until the process ends.
+	e.state = kservice.StatusRunning
 	e.starts++
 	args := slices.Clone(e.cfg.Arguments)
 	launch := m.Launch
@@ -237,6 +241,7 @@ func (m *SCM) start(name string) error {
 func (m *SCM) processEnded(name string, p *process) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer close(p.ended)
 	e := m.svcs[name]
 	if e == nil || e.proc != p {
 		return
@@ -269,7 +274,8 @@ func (m *SCM) processEnded(name string, p *process) {
 	}()
 }
 
-// Stop asks the running program to stop and waits for its Run to return.
+// Stop asks the running program to stop and waits until its process has ended (kardianos waits for
+// SERVICE_STOPPED the same way); it returns the program's Stop error.
 func (s *Service) Stop() error {
 	s.scm.mu.Lock()
 	e := s.scm.svcs[s.cfg.Name]
@@ -285,7 +291,9 @@ func (s *Service) Stop() error {
 	p.stopReq = true
 	close(p.stop)
 	s.scm.mu.Unlock()
-	return <-p.done
+	err := <-p.done
+	<-p.ended
+	return err
 }
 
 // Restart stops and starts the service.
@@ -314,9 +322,6 @@ func (s *Service) Run() error {
 		p.done <- err
 		return err
 	}
-	s.scm.mu.Lock()
-	e.state = kservice.StatusRunning
-	s.scm.mu.Unlock()
 	p.started <- nil
 	select {
 	case <-p.stop:
