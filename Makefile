@@ -35,6 +35,15 @@ cross: ## build and vet every package for windows/amd64 (Windows logic compiles 
 wine-test: ## run the windows/amd64 test binaries under wine
 	bash ci/wine.sh
 
+.PHONY: msi
+msi: ## build the x64 MSI for Windows nodes with wixl (installs msitools; SIGN_CERT/SIGN_KEY sign it)
+	@mkdir -p $(BIN)/windows-amd64
+	@for c in tortie-node tortiectl tortie-cni; do \
+	  echo "build $(BIN)/windows-amd64/$$c.exe"; \
+	  GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/windows-amd64/$$c.exe ./cmd/$$c; \
+	done
+	GIT_DESCRIBE=$(VERSION) bash installer/windows/build-msi.sh -o $(BIN)/tortie-x64.msi $(BIN)/windows-amd64
+
 .PHONY: generate
 generate: ## regenerate deepcopy code and CRD manifests from the Go types
 	bash ci/gen-crds.sh

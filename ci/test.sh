@@ -10,6 +10,9 @@ source ci/test-env.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "MSI tools (installer/windows tests build and inspect the MSI)"
+bash ci/deps.sh wixl msitools osslsigncode openssl
+
 step "generated code and CRDs match the Go types"
 bash ci/gen-crds.sh --check
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,6 +40,9 @@ type RunOptions struct {
 	Startup startupFlags
 	// LogLevel, when set, fixes the log level (otherwise LogSeverityScreen decides, live).
 	LogLevel string
+	// Logger, when set, receives the agent's logs instead of JSON on stderr (the Windows service's log
+	// file and Event Log); its level is the caller's.
+	Logger *slog.Logger
 }
 
 func newRunCommand(env *Env, rf *rootFlags) *cobra.Command {
@@ -99,6 +103,9 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 	}
 	liveLevel := level
 	level.Set(pre.Current().LogLevel)
+	if o.Logger != nil {
+		log, liveLevel = o.Logger, nil
+	}
 	if o.LogLevel != "" {
 		l, err := config.ParseLogLevel(o.LogLevel)
 		if err != nil {
@@ -230,5 +237,20 @@ func probeHealth(ctx context.Context, env *Env, f healthFlags) error {
 func printDetail(w io.Writer, c health.Check) {
 	if c.Detail != "" {
 		printf(w, "  %s: %s\n", c.Name, c.Detail)
+	}
+}
+
+// The Windows service runs start-up and then this agent (service.go). runAgent repeats the start-up
+// steps, which change nothing the second time (node.Run is idempotent), and so reads the node name and
+// opens the datastore exactly as `tortie-node run` does; the extra round trips happen once per service
+// start.
+func init() {
+	agentMain = func(ctx context.Context, env *Env, log *slog.Logger) error {
+		o := RunOptions{Startup: startupFlags{
+			nodeWaitTimeout: node.DefaultNodeWaitTimeout, datastoreTimeout: open.DefaultTimeout,
+			mtuFile: strings.TrimSpace(env.Getenv(envMTUFile)),
+		}}
+		o.Logger = log
+		return runAgent(ctx, env, o)
 	}
 }
