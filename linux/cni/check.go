@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/netlinkx"
 )
 
@@ -23,8 +24,8 @@ import (
 // end has no address, its sysctls, and a route to each pod address. The
 // error lists every difference found, each saying what and where; nil means
 // none. Check changes nothing.
-func Check(ctx context.Context, req Request) error {
-	addrs, mtu, err := req.normalize()
+func (p *PodNetwork) Check(ctx context.Context, req cnicore.InterfaceRequest) error {
+	addrs, mtu, err := normalize(req)
 	if err != nil {
 		return fmt.Errorf("invalid pod interface request: %w", err)
 	}

@@ -17,10 +17,11 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/netlinkx"
 )
 
-// DefaultMTU is used when Request.MTU is 0.
+// DefaultMTU is used when the request's MTU is 0.
 const DefaultMTU = 1500
 
 // MTU bounds: 68 is IPv4's minimum and 65535 the veth driver's maximum;
@@ -32,43 +33,35 @@ const (
 	minMTUIPv6 = 1280
 )
 
-// Request describes one pod interface.
-type Request struct {
-	// NetNS is the path of the pod's network namespace (CNI_NETNS).
-	NetNS string
-	// ContainerIfName is the interface name inside the pod (CNI_IFNAME),
-	// usually eth0.
-	ContainerIfName string
-	// HostIfName is the host end's name, normally from [HostVethName].
-	HostIfName string
-	// MTU for both ends; 0 means [DefaultMTU]. It must be 68..65535, and at
-	// least 1280 when the pod has an IPv6 address.
-	MTU int
-	// Addresses are the pod's addresses. Only the address matters: they are
-	// programmed as /32 and /128 whatever the prefix length says, because
-	// the pod reaches everything through the host, never on-link. At least
-	// one is required; duplicates are merged.
-	Addresses []netip.Prefix
-	// ContainerMAC, if set, is the pod interface's MAC
-	// (cni.projectcalico.org/hwAddr); otherwise the kernel picks one.
-	ContainerMAC net.HardwareAddr
+// PodNetwork is [cnicore.PodNetwork] on Linux: a veth pair per pod, wired
+// as the package documentation describes. The zero value is ready to use.
+//
+// How it reads a [cnicore.InterfaceRequest]: NetNS is the path of the pod's
+// network namespace (CNI_NETNS); ContainerIfName the interface name inside
+// the pod (CNI_IFNAME, usually eth0); HostIfName the host end's name,
+// normally from [PodNetwork.HostIfName]. MTU applies to both ends, 0 means
+// [DefaultMTU]; it must be 68..65535, and at least 1280 when the pod has an
+// IPv6 address. Only the address of each of Addresses matters: they are
+// programmed as /32 and /128 whatever the prefix length says, because the pod
+// reaches everything through the host, never on-link; at least one is
+// required and duplicates are merged. ContainerMAC, if set, is the pod
+// interface's MAC (cni.projectcalico.org/hwAddr); otherwise the kernel picks
+// one.
+type PodNetwork struct {
+	// VethPrefix starts the host ends' names; empty means
+	// [DefaultHostVethPrefix].
+	VethPrefix string
 
 	// inject, in tests, runs before each named step of Setup; an error from
 	// it fails the step, to prove the rollback.
 	inject func(step string) error
 }
 
-// Result describes what Setup built.
-type Result struct {
-	HostIfName       string
-	HostMAC          net.HardwareAddr
-	ContainerMAC     net.HardwareAddr
-	ContainerIfIndex int
-	// Addresses are the programmed addresses: /32 and /128, deduplicated,
-	// in request order.
-	Addresses []netip.Prefix
-	// SandboxPath is Request.NetNS, for the CNI result's interface sandbox.
-	SandboxPath string
+var _ cnicore.PodNetwork = (*PodNetwork)(nil)
+
+// HostIfName names the host end of a pod's veth ([HostVethName]).
+func (p *PodNetwork) HostIfName(namespace, pod string) string {
+	return HostVethName(p.VethPrefix, namespace, pod)
 }
 
 // Setup steps, named for errors and for failure injection in tests.
@@ -89,9 +82,11 @@ const (
 
 // Setup creates the pod's interface as described in the package
 // documentation (CNI ADD). On error nothing it created remains. See the
-// package documentation for which namespace is "host".
-func Setup(ctx context.Context, req Request) (res *Result, err error) {
-	addrs, mtu, err := req.normalize()
+// package documentation for which namespace is "host". The result's
+// addresses are the programmed ones: /32 and /128, deduplicated, in request
+// order.
+func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (res *cnicore.InterfaceResult, err error) {
+	addrs, mtu, err := normalize(req)
 	if err != nil {
 		return nil, fmt.Errorf("invalid pod interface request: %w", err)
 	}
@@ -114,8 +109,8 @@ func Setup(ctx context.Context, req Request) (res *Result, err error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("setting up pod interface %s before step %s: %w", req.HostIfName, step.name, err)
 		}
-		if req.inject != nil {
-			if err := req.inject(step.name); err != nil {
+		if p.inject != nil {
+			if err := p.inject(step.name); err != nil {
 				return nil, fmt.Errorf("step %s: %w", step.name, err)
 			}
 		}
@@ -151,7 +146,7 @@ func (s *setup) steps() []step {
 
 // normalize validates r and returns its addresses as host prefixes and the
 // effective MTU.
-func (r Request) normalize() ([]netip.Prefix, int, error) {
+func normalize(r cnicore.InterfaceRequest) ([]netip.Prefix, int, error) {
 	if r.NetNS == "" {
 		return nil, 0, errors.New("NetNS (container netns path) is empty")
 	}
@@ -219,7 +214,7 @@ func validIfName(name string) error {
 // setup carries one Setup call's state, including what to undo.
 type setup struct {
 	ctx       context.Context
-	req       Request
+	req       cnicore.InterfaceRequest
 	addrs     []netip.Prefix
 	mtu       int
 	v4, v6    bool
@@ -232,7 +227,7 @@ type setup struct {
 	contLink netlink.Link
 	// addedRoutes are the host routes added so far, for rollback.
 	addedRoutes []*netlink.Route
-	res         *Result
+	res         *cnicore.InterfaceResult
 }
 
 func (s *setup) open() error {
@@ -462,13 +457,14 @@ func linkReady(h *netlink.Handle, name string) bool {
 }
 
 func (s *setup) buildResult() error {
-	s.res = &Result{
-		HostIfName:       s.req.HostIfName,
-		HostMAC:          slices.Clone(hostMAC),
-		ContainerMAC:     slices.Clone(s.contLink.Attrs().HardwareAddr),
-		ContainerIfIndex: s.contLink.Attrs().Index,
-		Addresses:        slices.Clone(s.addrs),
-		SandboxPath:      s.req.NetNS,
+	s.res = &cnicore.InterfaceResult{
+		HostIfName:   s.req.HostIfName,
+		HostMAC:      slices.Clone(hostMAC),
+		ContainerMAC: slices.Clone(s.contLink.Attrs().HardwareAddr),
+		Addresses:    slices.Clone(s.addrs),
+		SandboxPath:  s.req.NetNS,
+		GatewayV4:    gatewayV4,
+		GatewayV6:    gatewayV6,
 	}
 	return nil
 }

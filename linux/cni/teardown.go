@@ -25,7 +25,7 @@ import (
 // sandbox must not cut it off. Interfaces that are not veths are never ours.
 //
 // Any of the three arguments may be empty to skip that part.
-func Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string) error {
+func (p *PodNetwork) Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tearing down pod interface %s: %w", hostIfName, err)
 	}
