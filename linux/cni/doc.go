@@ -37,7 +37,8 @@
 // switched its thread into another namespace (ns.NetNS.Do, tests) must keep
 // the thread locked (runtime.LockOSThread) for the duration of the call, as
 // ns.Do does. The functions never change the namespace of the calling thread;
-// they talk to the pod namespace through a netlink socket opened inside it and
+// they talk to the pod namespace through a netlink socket opened inside it (a
+// linux/netlinkx Handle: every netlink call goes through that interface) and
 // write its sysctls from a separate, locked, throwaway thread.
 //
 // # Contracts

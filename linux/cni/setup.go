@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	cnicore "github.com/tortie-net/tortie/common/cni"
@@ -221,18 +219,18 @@ type setup struct {
 	contWhere string
 
 	contNS   ns.NetNS
-	host     *netlink.Handle
-	cont     *netlink.Handle
-	hostLink netlink.Link // set once created
-	contLink netlink.Link
+	host     netlinkx.Handle
+	cont     netlinkx.Handle
+	hostLink *netlinkx.Link // set once created
+	contLink *netlinkx.Link
 	// addedRoutes are the host routes added so far, for rollback.
-	addedRoutes []*netlink.Route
+	addedRoutes []netlinkx.Route
 	res         *cnicore.InterfaceResult
 }
 
 func (s *setup) open() error {
 	var err error
-	if s.host, err = openHandle(s.ctx, netns.None(), hostWhere); err != nil {
+	if s.host, err = openHost(s.ctx); err != nil {
 		return err
 	}
 	s.contNS, s.cont, err = openContainerNS(s.ctx, s.req.NetNS)
@@ -241,10 +239,10 @@ func (s *setup) open() error {
 
 func (s *setup) close() {
 	if s.host != nil {
-		s.host.Close()
+		_ = s.host.Close()
 	}
 	if s.cont != nil {
-		s.cont.Close()
+		_ = s.cont.Close()
 	}
 	if s.contNS != nil {
 		s.contNS.Close()
@@ -262,9 +260,9 @@ func (s *setup) removeStale() error {
 	}
 	if l != nil {
 		if !isVeth(l) {
-			return fmt.Errorf("%s already has a %s interface named %s; refusing to replace a non-veth", hostWhere, l.Type(), name)
+			return fmt.Errorf("%s already has a %s interface named %s; refusing to replace a non-veth", hostWhere, l.Kind, name)
 		}
-		if err := s.host.LinkDel(l); err != nil && !linkGone(err) {
+		if err := s.host.LinkDel(l.Index); err != nil && !netlinkx.IsNotFound(err) {
 			return fmt.Errorf("deleting stale host veth %s in %s: %w", name, hostWhere, err)
 		}
 	}
@@ -275,7 +273,7 @@ func (s *setup) removeStale() error {
 	}
 	if l != nil {
 		return fmt.Errorf("%s already has a %s interface named %s (index %d)",
-			s.contWhere, l.Type(), s.req.ContainerIfName, l.Attrs().Index)
+			s.contWhere, l.Kind, s.req.ContainerIfName, l.Index)
 	}
 	return nil
 }
@@ -284,30 +282,29 @@ func (s *setup) removeStale() error {
 // namespace under its final name: there is never a moment when a half-named
 // or half-placed pair exists.
 func (s *setup) createVeth() error {
-	la := netlink.NewLinkAttrs()
-	la.Name = s.req.HostIfName
-	la.MTU = s.mtu
-	la.HardwareAddr = hostMAC
-	veth := &netlink.Veth{
-		LinkAttrs:        la,
+	l, err := s.host.LinkAdd(netlinkx.NewLink{
+		Name:             s.req.HostIfName,
+		Kind:             "veth",
+		MTU:              s.mtu,
+		HardwareAddr:     hostMAC,
 		PeerName:         s.req.ContainerIfName,
 		PeerHardwareAddr: s.req.ContainerMAC,
-		PeerNamespace:    netlink.NsFd(int(s.contNS.Fd())),
-		PeerTxQLen:       -1,
-	}
-	if err := s.host.LinkAdd(veth); err != nil {
+		PeerNS:           s.cont,
+	})
+	if err != nil {
+		if l.Name != "" {
+			// Created but not read back: rollback finds it by name.
+			s.hostLink = &l
+		}
 		return fmt.Errorf("creating veth %s (%s) <-> %s (%s) with MTU %d: %w",
 			s.req.HostIfName, hostWhere, s.req.ContainerIfName, s.contWhere, s.mtu, err)
 	}
-	s.hostLink = veth // LinkAdd filled in the index; rollback needs only that
-	if veth.Index == 0 {
-		s.hostLink = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.req.HostIfName}}
-	}
-	l, err := s.cont.LinkByName(s.req.ContainerIfName)
+	s.hostLink = &l
+	c, err := s.cont.LinkByName(s.req.ContainerIfName)
 	if err != nil {
 		return fmt.Errorf("looking up new veth end %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
 	}
-	s.contLink = l
+	s.contLink = &c
 	return nil
 }
 
@@ -327,14 +324,14 @@ func (s *setup) hostSysctls() error {
 }
 
 func (s *setup) hostUp() error {
-	if err := s.host.LinkSetUp(s.hostLink); err != nil {
+	if err := s.host.LinkSetUp(s.hostLink.Index); err != nil {
 		return fmt.Errorf("bringing up %s in %s: %w", s.req.HostIfName, hostWhere, err)
 	}
 	return nil
 }
 
 func (s *setup) containerUp() error {
-	if err := s.cont.LinkSetUp(s.contLink); err != nil {
+	if err := s.cont.LinkSetUp(s.contLink.Index); err != nil {
 		return fmt.Errorf("bringing up %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
 	}
 	return nil
@@ -342,11 +339,8 @@ func (s *setup) containerUp() error {
 
 func (s *setup) containerAddresses() error {
 	for _, p := range s.addrs {
-		a := &netlink.Addr{IPNet: ipNet(p)}
-		if p.Addr().Is6() {
-			a.Flags = unix.IFA_F_NODAD
-		}
-		if err := s.cont.AddrAdd(s.contLink, a); err != nil {
+		a := netlinkx.Addr{LinkIndex: s.contLink.Index, Prefix: p, NoDAD: p.Addr().Is6()}
+		if err := s.cont.AddrAdd(a); err != nil {
 			return fmt.Errorf("adding address %s to %s in %s: %w", p, s.req.ContainerIfName, s.contWhere, err)
 		}
 	}
@@ -355,22 +349,22 @@ func (s *setup) containerAddresses() error {
 
 // containerRoutes returns the routes Setup puts in the pod, in order (the
 // on-link route to the IPv4 gateway must precede the default route via it).
-func containerRoutes(ifIndex int, v4, v6 bool) []*netlink.Route {
-	var out []*netlink.Route
+func containerRoutes(ifIndex int, v4, v6 bool) []netlinkx.Route {
+	var out []netlinkx.Route
 	if v4 {
 		out = append(out,
-			&netlink.Route{LinkIndex: ifIndex, Dst: ipNet(netip.PrefixFrom(gatewayV4, 32)), Scope: netlink.SCOPE_LINK},
-			&netlink.Route{LinkIndex: ifIndex, Gw: gatewayV4.AsSlice()},
+			netlinkx.Route{LinkIndex: ifIndex, Dst: netip.PrefixFrom(gatewayV4, 32), Scope: netlinkx.ScopeLink},
+			netlinkx.Route{LinkIndex: ifIndex, Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gw: gatewayV4},
 		)
 	}
 	if v6 {
-		out = append(out, &netlink.Route{LinkIndex: ifIndex, Gw: gatewayV6.AsSlice()})
+		out = append(out, netlinkx.Route{LinkIndex: ifIndex, Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gw: gatewayV6})
 	}
 	return out
 }
 
 func (s *setup) containerRoutes() error {
-	for _, r := range containerRoutes(s.contLink.Attrs().Index, s.v4, s.v6) {
+	for _, r := range containerRoutes(s.contLink.Index, s.v4, s.v6) {
 		if err := s.cont.RouteAdd(r); err != nil {
 			return fmt.Errorf("adding route %s in %s: %w", describeRoute(r, s.req.ContainerIfName), s.contWhere, err)
 		}
@@ -378,17 +372,17 @@ func (s *setup) containerRoutes() error {
 	return nil
 }
 
-func hostRoute(ifIndex int, p netip.Prefix) *netlink.Route {
-	r := &netlink.Route{LinkIndex: ifIndex, Dst: ipNet(p), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+func hostRoute(ifIndex int, p netip.Prefix) netlinkx.Route {
+	r := netlinkx.Route{LinkIndex: ifIndex, Dst: p, Protocol: RouteProtocol, Table: netlinkx.TableMain}
 	if p.Addr().Is4() {
-		r.Scope = netlink.SCOPE_LINK
+		r.Scope = netlinkx.ScopeLink
 	}
 	return r
 }
 
 func (s *setup) hostRoutes() error {
 	for _, p := range s.addrs {
-		r := hostRoute(s.hostLink.Attrs().Index, p)
+		r := hostRoute(s.hostLink.Index, p)
 		if err := s.host.RouteAdd(r); err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				err = fmt.Errorf("%w (%s)", err, s.describeExisting(p))
@@ -403,16 +397,21 @@ func (s *setup) hostRoutes() error {
 // describeExisting names the interface that already has a route to p: the
 // likely culprit is a pod whose address was reused before its DEL ran.
 func (s *setup) describeExisting(p netip.Prefix) string {
-	routes, err := netlinkx.RouteListFiltered(s.host, family(p.Addr()),
-		&netlink.Route{Dst: ipNet(p), Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	if err != nil || len(routes) == 0 {
+	routes, err := s.host.RouteList(netlinkx.TableMain)
+	if err != nil {
 		return "a route to it already exists"
 	}
-	dev := fmt.Sprintf("ifindex %d", routes[0].LinkIndex)
-	if l, err := s.host.LinkByIndex(routes[0].LinkIndex); err == nil {
-		dev = l.Attrs().Name
+	for _, r := range routes {
+		if r.Dst != p {
+			continue
+		}
+		dev := fmt.Sprintf("ifindex %d", r.LinkIndex)
+		if l, err := s.host.LinkByIndex(r.LinkIndex); err == nil {
+			dev = l.Name
+		}
+		return fmt.Sprintf("a route to %s already exists via %s", p, dev)
 	}
-	return fmt.Sprintf("a route to %s already exists via %s", p, dev)
+	return "a route to it already exists"
 }
 
 // linkReadyTimeout bounds waitReady. The kernel's linkwatch handles a
@@ -451,16 +450,16 @@ func (s *setup) waitReady() error {
 
 // linkReady reports whether linkwatch has processed the link's carrier:
 // it sets the operational state and activates the qdisc in the same step.
-func linkReady(h *netlink.Handle, name string) bool {
+func linkReady(h netlinkx.Handle, name string) bool {
 	l, err := h.LinkByName(name)
-	return err == nil && l.Attrs().OperState == netlink.OperUp
+	return err == nil && l.OperUp
 }
 
 func (s *setup) buildResult() error {
 	s.res = &cnicore.InterfaceResult{
 		HostIfName:   s.req.HostIfName,
 		HostMAC:      slices.Clone(hostMAC),
-		ContainerMAC: slices.Clone(s.contLink.Attrs().HardwareAddr),
+		ContainerMAC: slices.Clone(s.contLink.HardwareAddr),
 		Addresses:    slices.Clone(s.addrs),
 		SandboxPath:  s.req.NetNS,
 		GatewayV4:    gatewayV4,
@@ -476,18 +475,23 @@ func (s *setup) buildResult() error {
 func (s *setup) rollback() error {
 	var errs []error
 	for _, r := range slices.Backward(s.addedRoutes) {
-		if err := s.host.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !linkGone(err) {
+		if err := s.host.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !netlinkx.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting route %s in %s: %w", describeRoute(r, s.req.HostIfName), hostWhere, err))
 		}
 	}
 	if s.hostLink != nil {
-		err := s.host.LinkDel(s.hostLink)
+		err := errNoIndex
+		if s.hostLink.Index != 0 {
+			err = s.host.LinkDel(s.hostLink.Index)
+		} else if l, lerr := linkByName(s.host, s.req.HostIfName); lerr == nil && l != nil && isVeth(l) {
+			err = s.host.LinkDel(l.Index)
+		}
 		switch {
 		case err == nil:
-		case linkGone(err):
+		case errors.Is(err, errNoIndex) || netlinkx.IsNotFound(err):
 			// Host end already gone; make sure the container end is too.
 			if l, lerr := linkByName(s.cont, s.req.ContainerIfName); lerr == nil && l != nil && isVeth(l) {
-				if err := s.cont.LinkDel(l); err != nil && !linkGone(err) {
+				if err := s.cont.LinkDel(l.Index); err != nil && !netlinkx.IsNotFound(err) {
 					errs = append(errs, fmt.Errorf("deleting %s in %s: %w", s.req.ContainerIfName, s.contWhere, err))
 				}
 			}
@@ -498,24 +502,27 @@ func (s *setup) rollback() error {
 	return errors.Join(errs...)
 }
 
+// errNoIndex marks a host veth that was never read back (rollback looks it up by name).
+var errNoIndex = errors.New("host veth index unknown")
+
 // describeRoute renders r roughly as `ip route` would, for errors.
-func describeRoute(r *netlink.Route, dev string) string {
+func describeRoute(r netlinkx.Route, dev string) string {
 	var b strings.Builder
-	switch p, ok := prefixOf(r.Dst); {
-	case ok && p.Bits() != 0:
-		b.WriteString(p.String())
+	switch {
+	case r.Dst.IsValid() && r.Dst.Bits() != 0:
+		b.WriteString(r.Dst.String())
 	default:
 		b.WriteString("default")
 	}
-	if r.Gw != nil {
+	if r.Gw.IsValid() {
 		fmt.Fprintf(&b, " via %s", r.Gw)
 	}
 	fmt.Fprintf(&b, " dev %s", dev)
-	if r.Scope == netlink.SCOPE_LINK {
+	if r.Scope == netlinkx.ScopeLink {
 		b.WriteString(" scope link")
 	}
 	if r.Protocol != 0 {
-		fmt.Fprintf(&b, " proto %d", int(r.Protocol))
+		fmt.Fprintf(&b, " proto %d", r.Protocol)
 	}
 	return b.String()
 }

@@ -123,7 +123,8 @@ type Handle interface {
 	LinkByIndex(index int) (Link, error)
 	LinkList() ([]Link, error)
 	// LinkAdd creates a link (both ends of a veth) and returns it; EEXIST when the name is taken here
-	// (or the peer's name in the peer's namespace).
+	// (or the peer's name in the peer's namespace). When the link was created but could not be read
+	// back, the error comes with a Link whose Name is set (Index 0), so the caller can remove it.
 	LinkAdd(l NewLink) (Link, error)
 	// LinkDel deletes a link with its addresses, routes, neighbours and FDB entries; deleting either
 	// end of a veth deletes both.

@@ -161,7 +161,11 @@ func (k *Kernel) LinkAdd(nl NewLink) (Link, error) {
 	if err := k.h.LinkAdd(l); err != nil {
 		return Link{}, fmt.Errorf("creating %s %s: %w", nl.Kind, nl.Name, err)
 	}
-	return k.LinkByName(nl.Name)
+	got, err := k.LinkByName(nl.Name)
+	if err != nil {
+		return Link{Name: nl.Name}, fmt.Errorf("reading back new %s %s: %w", nl.Kind, nl.Name, err)
+	}
+	return got, nil
 }
 
 // byIndex is the minimal netlink.Link the library needs to address a link by index.
@@ -454,4 +458,27 @@ func (r Route) String() string {
 		s += fmt.Sprintf(" proto %d", r.Protocol)
 	}
 	return s
+}
+
+// OpenFd returns a Handle on the network namespace open as fd (a duplicate is kept, so the caller
+// may close fd). timeout bounds each request (0: none).
+func OpenFd(fd int, timeout time.Duration) (*Kernel, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicating network namespace fd %d: %w", fd, err)
+	}
+	nsh := netns.NsHandle(dup)
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		closeNS(nsh)
+		return nil, fmt.Errorf("opening a netlink socket in network namespace fd %d: %w", fd, err)
+	}
+	if timeout > 0 {
+		if err := h.SetSocketTimeout(timeout); err != nil {
+			h.Close()
+			closeNS(nsh)
+			return nil, fmt.Errorf("setting the netlink socket timeout: %w", err)
+		}
+	}
+	return &Kernel{h: h, ns: nsh}, nil
 }
