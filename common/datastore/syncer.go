@@ -81,7 +81,7 @@ func WithLogger(l *slog.Logger) SyncerOption {
 //   - when a kind's watch fails: OnStatusUpdated(ResyncInProgress), the differences between what the
 //     receiver holds and the fresh list, then OnStatusUpdated(InSync).
 //
-// What the receiver holds is tracked per key (revision and object), so a relist never produces a delete
+// What the receiver holds is tracked per key (revision and a content digest), so a relist never produces a delete
 // followed by a re-add, and an update whose content equals what the receiver holds (ignoring
 // metadata.resourceVersion and metadata.managedFields) is not sent at all, also outside a resync. So the
 // resourceVersion of an object the receiver holds can be older than the datastore's when only the
@@ -89,7 +89,8 @@ func WithLogger(l *slog.Logger) SyncerOption {
 // coalesced into one. Status is sent only when it changes.
 //
 // Callbacks are called from Run's goroutine only, never concurrently. Objects passed to the callbacks
-// belong to the receiver from then on; the syncer only reads them afterwards.
+// belong to the receiver from then on; the syncer keeps no reference to them (only a digest), so the
+// receiver may modify or drop them.
 type ListWatchSyncer struct {
 	b       Backend
 	cb      Callbacks
@@ -315,11 +316,13 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// held is what the receiver holds for one key. rev may be newer than obj's resourceVersion when an
-// update changed only the revision (and so was not sent).
+// held is what the receiver holds for one key: the revision and a digest of the content (contentHash),
+// not the object, so the syncer does not keep a second copy of every object alive. rev may be newer
+// than the delivered object's resourceVersion when an update changed only the revision (and so was not
+// sent).
 type held struct {
-	rev string
-	obj api.Resource
+	rev  string
+	hash uint64
 }
 
 // pending is the latest known state of a key not yet reconciled with the receiver; obj nil means the
@@ -486,14 +489,15 @@ func (st *syncState) flush() {
 			delete(st.held, k)
 			ups = append(ups, Update{Type: UpdateDeleted, Key: k, Revision: p.rev})
 		case !had:
-			st.held[k] = held{rev: p.rev, obj: p.obj}
+			st.held[k] = held{rev: p.rev, hash: contentHash(p.obj)}
 			ups = append(ups, Update{Type: UpdateNew, Key: k, Value: p.obj, Revision: p.rev})
 		case h.rev == p.rev:
-		case sameContent(h.obj, p.obj):
-			st.held[k] = held{rev: p.rev, obj: h.obj}
 		default:
-			st.held[k] = held{rev: p.rev, obj: p.obj}
-			ups = append(ups, Update{Type: UpdateModified, Key: k, Value: p.obj, Revision: p.rev})
+			sum := contentHash(p.obj)
+			st.held[k] = held{rev: p.rev, hash: sum}
+			if sum != h.hash {
+				ups = append(ups, Update{Type: UpdateModified, Key: k, Value: p.obj, Revision: p.rev})
+			}
 		}
 	}
 	clear(st.pending)

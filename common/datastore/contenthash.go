@@ -1,0 +1,119 @@
+package datastore
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"reflect"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tortie-net/tortie/common/api"
+)
+
+// contentSeed seeds every content hash of this process; hashes are only compared within it.
+var contentSeed = maphash.MakeSeed()
+
+var (
+	timeType       = reflect.TypeFor[time.Time]()
+	quantityType   = reflect.TypeFor[resource.Quantity]()
+	objectMetaType = reflect.TypeFor[metav1.ObjectMeta]()
+)
+
+// ignoredMeta are the ObjectMeta fields that change on every write without changing meaning (as in
+// SameContent).
+var ignoredMeta = map[string]bool{"ResourceVersion": true, "ManagedFields": true, "Generation": true}
+
+// contentHash is a 64-bit digest of obj's content under SameContent's equality: two objects of one key
+// that SameContent calls equal hash equal (nil and empty collections alike, times as instants, revision
+// bookkeeping ignored, map order irrelevant). The converse holds except for a hash collision between
+// two versions of the same key (probability 2^-64 per change). It lets the syncer remember what the
+// receiver holds without keeping the object.
+func contentHash(obj api.Resource) uint64 {
+	var h maphash.Hash
+	h.SetSeed(contentSeed)
+	hashValue(&h, reflect.ValueOf(obj))
+	return h.Sum64()
+}
+
+func writeUint(h *maphash.Hash, v uint64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	_, _ = h.Write(b[:])
+}
+
+func hashValue(h *maphash.Hash, v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			_ = h.WriteByte(0)
+			return
+		}
+		_ = h.WriteByte(1)
+		if v.Kind() == reflect.Interface {
+			_, _ = h.WriteString(v.Elem().Type().String())
+		}
+		hashValue(h, v.Elem())
+	case reflect.Struct:
+		switch v.Type() {
+		case timeType:
+			if v.CanInterface() {
+				t := v.Interface().(time.Time) //nolint:forcetypeassert // checked by type
+				writeUint(h, uint64(t.UnixNano()))
+				return
+			}
+		case quantityType:
+			if v.CanInterface() {
+				q := v.Interface().(resource.Quantity) //nolint:forcetypeassert // checked by type
+				_, _ = h.WriteString(q.String())
+				return
+			}
+		}
+		meta := v.Type() == objectMetaType
+		for i := range v.NumField() {
+			if meta && ignoredMeta[v.Type().Field(i).Name] {
+				continue
+			}
+			writeUint(h, uint64(i))
+			hashValue(h, v.Field(i))
+		}
+	case reflect.Slice, reflect.Array:
+		writeUint(h, uint64(v.Len()))
+		for i := range v.Len() {
+			hashValue(h, v.Index(i))
+		}
+	case reflect.Map:
+		writeUint(h, uint64(v.Len()))
+		// Order-independent: the sum of each entry's own digest.
+		var sum uint64
+		it := v.MapRange()
+		for it.Next() {
+			var e maphash.Hash
+			e.SetSeed(contentSeed)
+			hashValue(&e, it.Key())
+			hashValue(&e, it.Value())
+			sum += e.Sum64()
+		}
+		writeUint(h, sum)
+	case reflect.String:
+		writeUint(h, uint64(v.Len()))
+		_, _ = h.WriteString(v.String())
+	case reflect.Bool:
+		if v.Bool() {
+			_ = h.WriteByte(1)
+		} else {
+			_ = h.WriteByte(0)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		writeUint(h, uint64(v.Int()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		writeUint(h, v.Uint())
+	case reflect.Float32, reflect.Float64:
+		writeUint(h, math.Float64bits(v.Float()))
+	default:
+		// Channels, functions and the like do not occur in resources; their presence is enough.
+		_, _ = h.WriteString(v.Kind().String())
+	}
+}
