@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math"
 	"reflect"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -22,9 +23,18 @@ var (
 	objectMetaType = reflect.TypeFor[metav1.ObjectMeta]()
 )
 
-// ignoredMeta are the ObjectMeta fields that change on every write without changing meaning (as in
-// SameContent).
-var ignoredMeta = map[string]bool{"ResourceVersion": true, "ManagedFields": true, "Generation": true}
+// ignoredMeta marks, by field index, the ObjectMeta fields that change on every write without changing
+// meaning (as in SameContent).
+var ignoredMeta = func() []bool {
+	out := make([]bool, objectMetaType.NumField())
+	for i := range out {
+		switch objectMetaType.Field(i).Name {
+		case "ResourceVersion", "ManagedFields", "Generation":
+			out[i] = true
+		}
+	}
+	return out
+}()
 
 // contentHash is a 64-bit digest of obj's content under SameContent's equality: two objects of one key
 // that SameContent calls equal hash equal (nil and empty collections alike, times as instants, revision
@@ -32,10 +42,36 @@ var ignoredMeta = map[string]bool{"ResourceVersion": true, "ManagedFields": true
 // two versions of the same key (probability 2^-64 per change). It lets the syncer remember what the
 // receiver holds without keeping the object.
 func contentHash(obj api.Resource) uint64 {
-	var h maphash.Hash
-	h.SetSeed(contentSeed)
-	hashValue(&h, reflect.ValueOf(obj))
-	return h.Sum64()
+	hs := hasherPool.Get().(*hasher) //nolint:forcetypeassert // the pool holds only *hasher
+	hs.depth = 0
+	hs.h[0].Reset()
+	hs.value(0, reflect.ValueOf(obj))
+	sum := hs.h[0].Sum64()
+	hasherPool.Put(hs)
+	return sum
+}
+
+// hasher holds one maphash.Hash per map nesting level, so that hashing allocates nothing per call.
+type hasher struct {
+	h     []maphash.Hash
+	depth int
+}
+
+var hasherPool = sync.Pool{New: func() any {
+	hs := &hasher{h: make([]maphash.Hash, 1, 4)}
+	hs.h[0].SetSeed(contentSeed)
+	return hs
+}}
+
+// level returns the hash of map nesting level d, reset.
+func (hs *hasher) level(d int) *maphash.Hash {
+	for len(hs.h) <= d {
+		var n maphash.Hash
+		n.SetSeed(contentSeed)
+		hs.h = append(hs.h, n)
+	}
+	hs.h[d].Reset()
+	return &hs.h[d]
 }
 
 func writeUint(h *maphash.Hash, v uint64) {
@@ -44,7 +80,8 @@ func writeUint(h *maphash.Hash, v uint64) {
 	_, _ = h.Write(b[:])
 }
 
-func hashValue(h *maphash.Hash, v reflect.Value) {
+func (hs *hasher) value(d int, v reflect.Value) {
+	h := &hs.h[d]
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
@@ -55,7 +92,7 @@ func hashValue(h *maphash.Hash, v reflect.Value) {
 		if v.Kind() == reflect.Interface {
 			_, _ = h.WriteString(v.Elem().Type().String())
 		}
-		hashValue(h, v.Elem())
+		hs.value(d, v.Elem())
 	case reflect.Struct:
 		switch v.Type() {
 		case timeType:
@@ -73,16 +110,15 @@ func hashValue(h *maphash.Hash, v reflect.Value) {
 		}
 		meta := v.Type() == objectMetaType
 		for i := range v.NumField() {
-			if meta && ignoredMeta[v.Type().Field(i).Name] {
+			if meta && ignoredMeta[i] {
 				continue
 			}
-			writeUint(h, uint64(i))
-			hashValue(h, v.Field(i))
+			hs.value(d, v.Field(i))
 		}
 	case reflect.Slice, reflect.Array:
 		writeUint(h, uint64(v.Len()))
 		for i := range v.Len() {
-			hashValue(h, v.Index(i))
+			hs.value(d, v.Index(i))
 		}
 	case reflect.Map:
 		writeUint(h, uint64(v.Len()))
@@ -90,12 +126,12 @@ func hashValue(h *maphash.Hash, v reflect.Value) {
 		var sum uint64
 		it := v.MapRange()
 		for it.Next() {
-			var e maphash.Hash
-			e.SetSeed(contentSeed)
-			hashValue(&e, it.Key())
-			hashValue(&e, it.Value())
+			e := hs.level(d + 1)
+			hs.value(d+1, it.Key())
+			hs.value(d+1, it.Value())
 			sum += e.Sum64()
 		}
+		h = &hs.h[d] // level may have grown the slice
 		writeUint(h, sum)
 	case reflect.String:
 		writeUint(h, uint64(v.Len()))
