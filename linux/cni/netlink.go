@@ -107,10 +107,3 @@ func linkByName(h netlinkx.Handle, name string) (*netlinkx.Link, error) {
 }
 
 func isVeth(l *netlinkx.Link) bool { return l.Kind == "veth" }
-
-func family(a netip.Addr) int {
-	if a.Is4() {
-		return 4
-	}
-	return 6
-}
