@@ -37,17 +37,18 @@ func (p *PodNetwork) Check(ctx context.Context, req cnicore.InterfaceRequest) er
 		return nil
 	}
 
-	host, err := openHost(ctx)
+	m := p.machineOrReal()
+	host, err := m.openHost(ctx)
 	if err != nil {
 		return err
 	}
 	defer host.Close() //nolint:errcheck // read-only use
-	contNS, cont, err := openContainerNS(ctx, req.NetNS)
+	contNS, err := m.openPod(ctx, req.NetNS)
 	if err != nil {
 		return wrap([]error{err})
 	}
 	defer contNS.Close() //nolint:errcheck // read-only use
-	defer cont.Close()   //nolint:errcheck // read-only use
+	cont := contNS.handle()
 
 	var v4, v6 bool
 	for _, a := range addrs {
@@ -75,7 +76,7 @@ func (p *PodNetwork) Check(ctx context.Context, req cnicore.InterfaceRequest) er
 		}
 		errs = append(errs, checkHostAddrs(host, hostLink)...)
 		errs = append(errs, checkHostRoutes(host, hostLink, addrs)...)
-		errs = append(errs, checkSysctls(hostWhere, hostSysctls(req.HostIfName, v4, v6))...)
+		errs = append(errs, m.checkHostSysctls(hostSysctls(req.HostIfName, v4, v6))...)
 	}
 	return wrap(errs)
 }

@@ -71,18 +71,65 @@ func openHost(ctx context.Context) (netlinkx.Handle, error) {
 	return h, nil
 }
 
-// openContainerNS opens the namespace at path and a netlink handle inside it.
-func openContainerNS(ctx context.Context, path string) (ns.NetNS, netlinkx.Handle, error) {
+// machine is what PodNetwork needs of the host: netlink in the host and pod
+// namespaces and their sysctls. The zero PodNetwork uses realMachine; tests
+// without root use a fake over netlinkx.World.
+type machine interface {
+	openHost(ctx context.Context) (netlinkx.Handle, error)
+	// openPod opens the pod namespace at path; nsGone(err) when it no longer
+	// exists.
+	openPod(ctx context.Context, path string) (podNS, error)
+	writeHostSysctls(list []sysctl) error
+	checkHostSysctls(list []sysctl) []error
+}
+
+// podNS is an open pod network namespace.
+type podNS interface {
+	handle() netlinkx.Handle
+	writeSysctls(list []sysctl) error
+	Close() error
+}
+
+// realMachine is the kernel: the host namespace is the calling thread's.
+type realMachine struct{}
+
+func (realMachine) openHost(ctx context.Context) (netlinkx.Handle, error) { return openHost(ctx) }
+
+func (realMachine) openPod(ctx context.Context, path string) (podNS, error) {
 	n, err := ns.GetNS(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening %s: %w", containerWhere(path), err)
+		return nil, fmt.Errorf("opening %s: %w", containerWhere(path), err)
 	}
 	h, err := netlinkx.OpenFd(int(n.Fd()), requestTimeout(ctx))
 	if err != nil {
 		_ = n.Close()
-		return nil, nil, fmt.Errorf("in %s: %w", containerWhere(path), err)
+		return nil, fmt.Errorf("in %s: %w", containerWhere(path), err)
 	}
-	return n, h, nil
+	return &realPod{ns: n, h: h, where: containerWhere(path)}, nil
+}
+
+// writeHostSysctls runs on the calling thread, which is in the host
+// namespace (see the package documentation).
+func (realMachine) writeHostSysctls(list []sysctl) error { return writeSysctls(hostWhere, list) }
+
+func (realMachine) checkHostSysctls(list []sysctl) []error { return checkSysctls(hostWhere, list) }
+
+type realPod struct {
+	ns    ns.NetNS
+	h     *netlinkx.Kernel
+	where string
+}
+
+func (p *realPod) handle() netlinkx.Handle { return p.h }
+
+// writeSysctls writes from a separate, locked thread switched into the pod
+// namespace (ns.Do), never from the caller's.
+func (p *realPod) writeSysctls(list []sysctl) error {
+	return p.ns.Do(func(ns.NetNS) error { return writeSysctls(p.where, list) })
+}
+
+func (p *realPod) Close() error {
+	return errors.Join(p.h.Close(), p.ns.Close())
 }
 
 // nsGone reports whether err from ns.GetNS means the namespace no longer

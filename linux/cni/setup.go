@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
 	cnicore "github.com/tortie-net/tortie/common/cni"
@@ -53,6 +52,15 @@ type PodNetwork struct {
 	// inject, in tests, runs before each named step of Setup; an error from
 	// it fails the step, to prove the rollback.
 	inject func(step string) error
+	// machine, in tests, replaces the kernel (nil: realMachine).
+	machine machine
+}
+
+func (p *PodNetwork) machineOrReal() machine {
+	if p.machine == nil {
+		return realMachine{}
+	}
+	return p.machine
 }
 
 var _ cnicore.PodNetwork = (*PodNetwork)(nil)
@@ -88,7 +96,7 @@ func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (r
 	if err != nil {
 		return nil, fmt.Errorf("invalid pod interface request: %w", err)
 	}
-	s := &setup{ctx: ctx, req: req, addrs: addrs, mtu: mtu, contWhere: containerWhere(req.NetNS)}
+	s := &setup{ctx: ctx, m: p.machineOrReal(), req: req, addrs: addrs, mtu: mtu, contWhere: containerWhere(req.NetNS)}
 	for _, a := range addrs {
 		s.v4 = s.v4 || a.Addr().Is4()
 		s.v6 = s.v6 || a.Addr().Is6()
@@ -218,7 +226,8 @@ type setup struct {
 	v4, v6    bool
 	contWhere string
 
-	contNS   ns.NetNS
+	m        machine
+	contNS   podNS
 	host     netlinkx.Handle
 	cont     netlinkx.Handle
 	hostLink *netlinkx.Link // set once created
@@ -230,22 +239,22 @@ type setup struct {
 
 func (s *setup) open() error {
 	var err error
-	if s.host, err = openHost(s.ctx); err != nil {
+	if s.host, err = s.m.openHost(s.ctx); err != nil {
 		return err
 	}
-	s.contNS, s.cont, err = openContainerNS(s.ctx, s.req.NetNS)
-	return err
+	if s.contNS, err = s.m.openPod(s.ctx, s.req.NetNS); err != nil {
+		return err
+	}
+	s.cont = s.contNS.handle()
+	return nil
 }
 
 func (s *setup) close() {
 	if s.host != nil {
 		_ = s.host.Close()
 	}
-	if s.cont != nil {
-		_ = s.cont.Close()
-	}
 	if s.contNS != nil {
-		s.contNS.Close()
+		_ = s.contNS.Close()
 	}
 }
 
@@ -312,15 +321,13 @@ func (s *setup) containerSysctls() error {
 	if !s.v6 {
 		return nil
 	}
-	return s.contNS.Do(func(ns.NetNS) error {
-		return writeSysctls(s.contWhere, containerSysctls(s.req.ContainerIfName))
-	})
+	return s.contNS.writeSysctls(containerSysctls(s.req.ContainerIfName))
 }
 
 // hostSysctls runs on the calling thread, which is in the host namespace
 // (see the package documentation).
 func (s *setup) hostSysctls() error {
-	return writeSysctls(hostWhere, hostSysctls(s.req.HostIfName, s.v4, s.v6))
+	return s.m.writeHostSysctls(hostSysctls(s.req.HostIfName, s.v4, s.v6))
 }
 
 func (s *setup) hostUp() error {

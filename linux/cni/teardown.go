@@ -39,7 +39,8 @@ func (p *PodNetwork) Teardown(ctx context.Context, netnsPath, containerIfName, h
 		}
 	}
 
-	host, err := openHost(ctx)
+	m := p.machineOrReal()
+	host, err := m.openHost(ctx)
 	if err != nil {
 		return err
 	}
@@ -48,11 +49,11 @@ func (p *PodNetwork) Teardown(ctx context.Context, netnsPath, containerIfName, h
 	var errs []error
 	contID := -1 // the container namespace's id as the host sees it
 	if netnsPath != "" {
-		contNS, cont, err := openContainerNS(ctx, netnsPath)
+		contNS, err := m.openPod(ctx, netnsPath)
 		switch {
 		case err == nil:
 			defer contNS.Close() //nolint:errcheck // nothing to flush
-			defer cont.Close()   //nolint:errcheck // nothing to flush
+			cont := contNS.handle()
 			contID = host.NetNSID(cont)
 			if containerIfName != "" {
 				if err := deleteVeth(cont, containerIfName, containerWhere(netnsPath)); err != nil {

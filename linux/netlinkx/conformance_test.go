@@ -118,6 +118,12 @@ var conformanceSteps = []struct {
 			e.b.RouteAdd(netlinkx.Route{Dst: pfx("0.0.0.0/0"), Gw: ip("169.254.1.1")}),
 		)
 	}},
+	{"IPv6 default route via a link-local gateway on a device", func(e env) error {
+		return e.b.RouteAdd(netlinkx.Route{Dst: pfx("::/0"), Gw: ip("fe80::ecee:eeff:feee:eeee"), LinkIndex: idx(e.b, "eth0")})
+	}},
+	{"IPv6 route via a global gateway with no route to it: EHOSTUNREACH", func(e env) error {
+		return e.b.RouteAdd(netlinkx.Route{Dst: pfx("fd00:1::/64"), Gw: ip("fd00:2::1"), LinkIndex: idx(e.b, "eth0")})
+	}},
 	{"host route to the pod", func(e env) error {
 		return e.a.RouteAdd(netlinkx.Route{Dst: pfx("10.65.0.7/32"), LinkIndex: idx(e.a, "v0"), Scope: netlinkx.ScopeLink, Protocol: proto})
 	}},
@@ -161,7 +167,7 @@ func errName(err error) string {
 		return "ok"
 	}
 	var errs []string
-	for _, e := range []unix.Errno{unix.EEXIST, unix.ESRCH, unix.ENODEV, unix.ENETUNREACH, unix.ENETDOWN, unix.EINVAL, unix.ENOENT, unix.EADDRNOTAVAIL} {
+	for _, e := range []unix.Errno{unix.EEXIST, unix.ESRCH, unix.ENODEV, unix.ENETUNREACH, unix.EHOSTUNREACH, unix.ENETDOWN, unix.EINVAL, unix.ENOENT, unix.EADDRNOTAVAIL} {
 		if errors.Is(err, e) {
 			errs = append(errs, unix.ErrnoName(e))
 		}

@@ -23,7 +23,8 @@ import (
 //   - an IPv4 address on an up link adds its connected route (proto kernel, scope link); taking the
 //     link down removes the IPv4 routes through it, bringing it up restores the connected ones;
 //   - a route needs an up output device (IPv4: ENETDOWN), and a gateway needs a scope-link route to it
-//     (ENETUNREACH) unless OnLink; the kernel's choice of device for a gateway is filled in;
+//     (IPv4 ENETUNREACH, IPv6 EHOSTUNREACH) unless OnLink or an IPv6 link-local address on a given
+//     device; the kernel's choice of device for a gateway is filled in;
 //   - one route per table and destination: RouteAdd gives EEXIST, RouteReplace replaces; RouteDel
 //     matches the fields that are set (ESRCH when none); protocols are kept as given, and an unset one
 //     is boot (3), as a plain `ip route add`;
@@ -401,6 +402,9 @@ func (f *Fake) resolve(r Route) (Route, error) {
 		return nil
 	}
 	switch {
+	case r.Gw.Is6() && r.Gw.IsLinkLocalUnicast() && r.LinkIndex != 0:
+		// An IPv6 link-local next hop is on the given device by definition.
+		return r, checkDev()
 	case r.Gw.IsValid() && r.OnLink:
 		if r.LinkIndex == 0 {
 			return r, unix.EINVAL
@@ -418,6 +422,9 @@ func (f *Fake) resolve(r Route) (Route, error) {
 			}
 		}
 		if best < 0 {
+			if !v4 {
+				return r, unix.EHOSTUNREACH // IPv6 says so differently
+			}
 			return r, unix.ENETUNREACH
 		}
 		r.LinkIndex = f.ns.routes[best].LinkIndex

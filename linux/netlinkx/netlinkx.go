@@ -142,9 +142,10 @@ type Handle interface {
 	AddrDel(a Addr) error
 
 	// RouteList lists a table's routes, both families. RouteAdd returns EEXIST when the table has a
-	// route to Dst, ENETUNREACH for a gateway with no route to it (unless OnLink), ENETDOWN for an IPv4
-	// route through a down link. RouteReplace adds or replaces the route to Dst. RouteDel deletes the
-	// route to Dst whose set fields (LinkIndex, Gw, Protocol) match; ESRCH when none does.
+	// route to Dst, ENETUNREACH (IPv6: EHOSTUNREACH) for a gateway with no route to it (unless
+	// OnLink), ENETDOWN for an IPv4 route through a down link. RouteReplace adds or replaces the route
+	// to Dst. RouteDel deletes the route to Dst whose set fields (LinkIndex, Gw, Protocol, Scope)
+	// match; ESRCH when none does.
 	RouteList(table int) ([]Route, error)
 	RouteAdd(r Route) error
 	RouteReplace(r Route) error
