@@ -145,7 +145,7 @@ func run(a *skel.CmdArgs, ipamMode bool, f func(context.Context, *cni.Plugin) er
 		Log:      log,
 	}
 	if !ipamMode {
-		p.Dataplane = newDataplane()
+		p.PodNetwork = newPodNetwork()
 	}
 	connected := time.Now()
 	err = f(ctx, p)

@@ -14,7 +14,7 @@ func platformSupported() error {
 	return cni.Errorf(cni.CodePluginNotAvailable, "the tortie CNI plugin is not supported on %s yet (Linux only for now)", runtime.GOOS)
 }
 
-func newDataplane() cni.Dataplane { return nil }
+func newPodNetwork() cni.PodNetwork { return nil }
 
 func newLocker(string) cni.Locker { return unsupportedLocker{} }
 

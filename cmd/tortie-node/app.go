@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tortie-net/tortie/common/config"
+	"github.com/tortie-net/tortie/common/config/kubeconfig"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/datastore/open"
 	"github.com/tortie-net/tortie/common/startup/autodetect"
@@ -103,17 +103,16 @@ variables (and TORTIE_ aliases, which win), so calico-node manifests keep workin
 	return root
 }
 
-// logger builds the text logger on stderr at the level from --log-level, else TORTIE_LOG_LEVEL,
-// LOG_LEVEL or Calico's CALICO_STARTUP_LOGLEVEL, else info.
+// logger builds the text logger on stderr at the level from --log-level, else the LOG_LEVEL setting
+// (TORTIE_LOG_LEVEL, LOG_LEVEL, CALICO_LOG_LEVEL), else Calico's CALICO_STARTUP_LOGLEVEL (or
+// TORTIE_STARTUP_LOGLEVEL), else info. Settings are read under common/config's one alias rule.
 func (rf *rootFlags) logger(env *Env) (*slog.Logger, error) {
 	name, from := rf.logLevel, "--log-level"
 	if name == "" {
-		for _, v := range []string{"TORTIE_LOG_LEVEL", "LOG_LEVEL", "CALICO_STARTUP_LOGLEVEL"} {
-			if s := strings.TrimSpace(env.Getenv(v)); s != "" {
-				name, from = s, v
-				break
-			}
-		}
+		name, from = config.Lookup(env.Getenv, "LOG_LEVEL")
+	}
+	if name == "" {
+		name, from = config.Lookup(env.Getenv, "CALICO_STARTUP_LOGLEVEL")
 	}
 	level := slog.LevelInfo
 	if name != "" {
@@ -320,8 +319,10 @@ func runMonitorAddresses(ctx context.Context, env *Env, f monitorFlags, log *slo
 // connect opens the datastore; with WAIT_FOR_DATASTORE=true it retries until the datastore answers or
 // ctx ends.
 func connect(ctx context.Context, env *Env, cfg open.Config, over open.Overrides, log *slog.Logger) (datastore.Backend, error) {
-	wait := strings.EqualFold(strings.TrimSpace(env.Getenv("WAIT_FOR_DATASTORE")), "true") ||
-		strings.EqualFold(strings.TrimSpace(env.Getenv("TORTIE_WAIT_FOR_DATASTORE")), "true")
+	wait, err := config.LookupBool(env.Getenv, "WAIT_FOR_DATASTORE", false)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	for attempt := 1; ; attempt++ {
 		be, err := open.Open(ctx, cfg, over)
 		if err == nil {
@@ -342,39 +343,27 @@ func connect(ctx context.Context, env *Env, cfg open.Config, over open.Overrides
 }
 
 // kubeClient returns a client for the Kubernetes API, or nil when there is none: the datastore's
-// kubeconfig, else --kubeconfig / KUBECONFIG, else the pod's service account. Like calico-node it is
-// used with the etcd datastore too (kubeadm's pod subnet, the Node's InternalIP).
+// kubeconfig, else --kubeconfig / KUBECONFIG, else the pod's service account (common/config/kubeconfig's
+// rule). Like calico-node it is used with the etcd datastore too (kubeadm's pod subnet, the Node's
+// InternalIP).
 func kubeClient(env *Env, cfg open.Config, flagKubeconfig string) (kubernetes.Interface, error) {
-	path, inCluster := cfg.Kubeconfig, cfg.InCluster
-	if cfg.Type != open.Kubernetes {
-		path = flagKubeconfig
-		for _, v := range []string{"TORTIE_KUBECONFIG", "CALICO_KUBECONFIG", "KUBECONFIG"} {
-			if path == "" {
-				path = strings.TrimSpace(env.Getenv(v))
-			}
-		}
-		inCluster = path == "" && env.Getenv("KUBERNETES_SERVICE_HOST") != "" && env.Getenv("KUBERNETES_SERVICE_PORT") != ""
-	}
 	var rc *rest.Config
 	var err error
-	switch {
-	case path != "":
-		rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(path)}
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-		if err != nil {
-			return nil, fmt.Errorf("loading kubeconfig %s for the Kubernetes API: %w", path, err)
+	if cfg.Type == open.Kubernetes {
+		cfg.Tuning.UserAgent = "tortie-node"
+		rc, err = cfg.LoadREST()
+	} else {
+		var src kubeconfig.Source
+		src, err = kubeconfig.Resolve(env.Getenv, flagKubeconfig, kubeconfig.Options{ExplicitFrom: "--kubeconfig"})
+		if errors.Is(err, kubeconfig.ErrNone) {
+			return nil, nil
 		}
-	case inCluster:
-		rc, err = rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("using the pod's service account for the Kubernetes API: %w", err)
+		if err == nil {
+			rc, err = kubeconfig.LoadSource(src, kubeconfig.Options{UserAgent: "tortie-node"})
 		}
-	default:
-		return nil, nil
 	}
-	rc = rest.CopyConfig(rc)
-	if rc.UserAgent == "" {
-		rc.UserAgent = "tortie-node"
+	if err != nil {
+		return nil, fmt.Errorf("the Kubernetes API: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

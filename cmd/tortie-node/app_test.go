@@ -47,6 +47,10 @@ func TestUsage(t *testing.T) {
 		{"unknown command", nil, []string{"frobnicate"}, exitUsage, "unknown command"},
 		{"bad --log-level", nil, []string{"startup", "--log-level", "loud"}, exitUsage, `--log-level="loud"`},
 		{"bad LOG_LEVEL", map[string]string{"LOG_LEVEL": "loud"}, []string{"startup"}, exitUsage, `LOG_LEVEL="loud"`},
+		{"bad CALICO_LOG_LEVEL (the alias rule's CALICO_ form)", map[string]string{"CALICO_LOG_LEVEL": "loud"}, []string{"startup"}, exitUsage, `CALICO_LOG_LEVEL="loud"`},
+		{"bad TORTIE_STARTUP_LOGLEVEL", map[string]string{"TORTIE_STARTUP_LOGLEVEL": "loud"}, []string{"startup"}, exitUsage, `TORTIE_STARTUP_LOGLEVEL="loud"`},
+		{"bad WAIT_FOR_DATASTORE", map[string]string{"WAIT_FOR_DATASTORE": "sometimes", "ETCD_ENDPOINTS": "http://127.0.0.1:1"},
+			[]string{"startup"}, exitUsage, `WAIT_FOR_DATASTORE="sometimes": want true or false`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := runMain(t, tt.env, tt.args...)

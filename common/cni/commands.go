@@ -46,12 +46,12 @@ func (p *Plugin) Del(ctx context.Context, cmd *CmdArgs) (err error) {
 			errs = append(errs, err)
 		}
 	}
-	if p.Dataplane != nil {
+	if p.PodNetwork != nil {
 		hostIf := ""
 		if args.IsPod() {
-			hostIf = p.Dataplane.HostIfName(args.PodNamespace, args.PodName)
+			hostIf = p.PodNetwork.HostIfName(args.PodNamespace, args.PodName)
 		}
-		if err := p.Dataplane.Teardown(ctx, cmd.Netns, cmd.IfName, hostIf); err != nil {
+		if err := p.PodNetwork.Teardown(ctx, cmd.Netns, cmd.IfName, hostIf); err != nil {
 			errs = append(errs, AsError(fmt.Errorf("removing the interface: %w", err), CodeDataplaneFailed))
 		}
 	}
@@ -135,7 +135,7 @@ func (p *Plugin) Check(ctx context.Context, cmd *CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	hostIf := p.Dataplane.HostIfName(args.PodNamespace, args.PodName)
+	hostIf := p.PodNetwork.HostIfName(args.PodNamespace, args.PodName)
 
 	var problems []string
 	var contMAC net.HardwareAddr
@@ -179,7 +179,7 @@ func (p *Plugin) Check(ctx context.Context, cmd *CmdArgs) (err error) {
 		problems = append(problems, "prevResult has no addresses for "+cmd.IfName)
 	} else {
 		req := InterfaceRequest{NetNS: cmd.Netns, ContainerIfName: cmd.IfName, HostIfName: hostIf, MTU: mtu, Addresses: addrs, ContainerMAC: contMAC}
-		if err := p.Dataplane.Check(ctx, req); err != nil {
+		if err := p.PodNetwork.Check(ctx, req); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}

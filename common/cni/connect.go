@@ -5,16 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tortie-net/tortie/common/datastore"
-	"github.com/tortie-net/tortie/common/datastore/etcd"
-	"github.com/tortie-net/tortie/common/datastore/kube"
+	"github.com/tortie-net/tortie/common/datastore/open"
 	"github.com/tortie-net/tortie/common/ipam"
 )
 
@@ -24,57 +20,59 @@ const (
 	requestTimeout = 15 * time.Second
 )
 
-// Connect builds what conf names: the datastore backend, the in-process IPAM over it, and a
-// PodSource when a kubeconfig is configured (always with the kubernetes datastore; with etcdv3 only
-// when kubernetes.kubeconfig is set, as Calico reads pods from Kubernetes in that case too). Nothing
-// is contacted yet: the first datastore call connects.
+// DatastoreConfig is the datastore choice conf makes, for common/datastore/open: the CNI config's keys
+// (with their environment fallbacks, already applied by ParseNetConf) decide, not the calicoctl rules,
+// and the connection is tuned for one short invocation (short timeouts, the etcd connection started
+// at once).
+func DatastoreConfig(conf *NetConf) open.Config {
+	cfg := open.Config{
+		Reason: "datastore_type in the CNI network configuration",
+		Tuning: open.Tuning{DialTimeout: dialTimeout, RequestTimeout: requestTimeout, Preconnect: true,
+			UserAgent: "tortie-cni", QPS: 50, Burst: 100},
+	}
+	switch conf.DatastoreType {
+	case DatastoreKubernetes:
+		cfg.Type, cfg.Kubeconfig, cfg.Source = open.Kubernetes, conf.Kubeconfig, "kubernetes.kubeconfig"
+	default:
+		cfg.Type, cfg.Source = open.EtcdV3, "etcd_endpoints"
+		cfg.EtcdEndpoints = conf.EtcdEndpoints
+		cfg.EtcdCACertFile, cfg.EtcdCertFile, cfg.EtcdKeyFile = conf.EtcdCACertFile, conf.EtcdCertFile, conf.EtcdKeyFile
+		cfg.EtcdKeyPrefix = conf.EtcdKeyPrefix
+	}
+	if conf.Kubeconfig != "" {
+		// Also with etcdv3: pods are read from Kubernetes when a kubeconfig is configured.
+		cfg.Kubeconfig = conf.Kubeconfig
+	}
+	return cfg
+}
+
+// Connect builds what conf names through common/datastore/open: the datastore backend, the
+// in-process IPAM over it, and a PodSource when a kubeconfig is configured (always with the kubernetes
+// datastore; with etcdv3 only when kubernetes.kubeconfig is set, as Calico reads pods from Kubernetes in
+// that case too). The kubeconfig is loaded once for both. Nothing is contacted yet except that the etcd
+// connection starts in the background: the first datastore call waits for it.
 func Connect(conf *NetConf, log *slog.Logger) (datastore.Backend, *ipam.Client, PodSource, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var rc *rest.Config
-	if conf.Kubeconfig != "" {
-		var err error
-		rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(conf.Kubeconfig)}
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg := DatastoreConfig(conf)
+	if cfg.Kubeconfig != "" {
+		rc, err := cfg.LoadREST()
 		if err != nil {
 			return nil, nil, nil, invalidConfig("kubernetes.kubeconfig", "%s cannot be loaded: %v", conf.Kubeconfig, err)
 		}
-		rc = rest.CopyConfig(rc)
-		rc.Timeout = requestTimeout
-		rc.UserAgent = "tortie-cni"
-		rc.QPS, rc.Burst = 50, 100
+		cfg.RESTConfig = rc
 	}
-	var be datastore.Backend
-	switch conf.DatastoreType {
-	case DatastoreKubernetes:
-		kb, err := kube.New(kube.Config{RESTConfig: rc, RequestTimeout: requestTimeout, Logger: log})
-		if err != nil {
+	be, err := open.New(cfg, log)
+	if err != nil {
+		if cfg.Type == open.Kubernetes {
 			return nil, nil, nil, Errorf(CodeInvalidConfig, "kubernetes datastore: %v", err)
 		}
-		be = kb
-	default:
-		eb, err := etcd.New(etcd.Config{
-			Endpoints:      conf.EtcdEndpoints,
-			CACertFile:     conf.EtcdCACertFile,
-			CertFile:       conf.EtcdCertFile,
-			KeyFile:        conf.EtcdKeyFile,
-			Prefix:         conf.EtcdKeyPrefix,
-			DialTimeout:    dialTimeout,
-			RequestTimeout: requestTimeout,
-			Logger:         log,
-		})
-		if err != nil {
-			return nil, nil, nil, Errorf(CodeInvalidConfig, "etcdv3 datastore at %v: %v (check etcd_endpoints and the etcd_*_file keys)", conf.EtcdEndpoints, err)
-		}
-		// gRPC connects on the first request; start now, so the handshake overlaps the plugin's
-		// own start-up work instead of delaying its first read.
-		eb.Client().ActiveConnection().Connect()
-		be = eb
+		return nil, nil, nil, Errorf(CodeInvalidConfig, "etcdv3 datastore at %v: %v (check etcd_endpoints and the etcd_*_file keys)", conf.EtcdEndpoints, err)
 	}
 	var pods PodSource
-	if rc != nil {
-		kp, err := NewKubePods(rc)
+	if cfg.RESTConfig != nil {
+		kp, err := NewKubePods(cfg.RESTConfig)
 		if err != nil {
 			_ = be.Close()
 			return nil, nil, nil, Errorf(CodeInvalidConfig, "%v", err)

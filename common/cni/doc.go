@@ -3,7 +3,7 @@
 // the plugin logic (Plugin: Add, Del, Check, GC, Status and the IPAM plugin's commands) over small
 // seams that each platform fills:
 //
-//   - Dataplane: the pod's interface (linux/cni's veth pairs; HNS endpoints on Windows later);
+//   - PodNetwork: the pod's interface (linux/cni's veth pairs; HNS endpoints on Windows later);
 //   - Locker: the host-wide IPAM lock (flock on Linux);
 //   - IPAM: common/ipam's Client, in-process;
 //   - Delegate: another IPAM plugin executed from CNI_PATH;

@@ -12,9 +12,9 @@ import (
 	"github.com/tortie-net/tortie/common/ipam"
 )
 
-// Dataplane plumbs a pod's interface: veth pairs on Linux (linux/cni), HNS endpoints on Windows
+// PodNetwork plumbs a pod's interface: veth pairs on Linux (linux/cni), HNS endpoints on Windows
 // later. The plugin core calls it and knows nothing of the OS.
-type Dataplane interface {
+type PodNetwork interface {
 	// HostIfName names the host side of a pod's interface. It is a pure function of the pod, so ADD
 	// and DEL agree without storing anything.
 	HostIfName(namespace, pod string) string

@@ -20,6 +20,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/tortie-net/tortie/common/config"
+	"github.com/tortie-net/tortie/common/config/kubeconfig"
 )
 
 // Datastore types, spelled as Calico's datastore_type.
@@ -214,8 +215,8 @@ type rawConf struct {
 }
 
 // ParseNetConf parses and validates a network configuration (the plugin's stdin). getenv supplies
-// the fallbacks Calico reads from the environment (DATASTORE_TYPE, ETCD_ENDPOINTS, KUBECONFIG); nil
-// means none. Every error is a *types.Error: code 6 for JSON that does not parse, 1 for an
+// the fallbacks Calico reads from the environment (DATASTORE_TYPE, ETCD_ENDPOINTS, KUBECONFIG, each
+// under common/config's alias rule: TORTIE_X over X over CALICO_X); nil means none. Every error is a *types.Error: code 6 for JSON that does not parse, 1 for an
 // unsupported cniVersion, 2 for a setting tortie cannot honour, 7 for an invalid value; the message
 // names the key and the fix.
 func ParseNetConf(data []byte, getenv func(string) string) (*NetConf, error) {
@@ -366,7 +367,7 @@ func ParseNetConf(data []byte, getenv func(string) string) (*NetConf, error) {
 func (c *NetConf) parseDatastore(raw rawConf, getenv func(string) string) error {
 	c.DatastoreType = strings.TrimSpace(raw.DatastoreType)
 	if c.DatastoreType == "" {
-		c.DatastoreType = strings.TrimSpace(getenv("DATASTORE_TYPE"))
+		c.DatastoreType, _ = config.Lookup(getenv, "DATASTORE_TYPE")
 	}
 	switch c.DatastoreType {
 	case "":
@@ -378,14 +379,14 @@ func (c *NetConf) parseDatastore(raw rawConf, getenv func(string) string) error 
 	if raw.EtcdDiscoverySrv != "" {
 		return unsupportedField("etcd_discovery_srv", strconv.Quote(raw.EtcdDiscoverySrv), "list the etcd URLs in \"etcd_endpoints\" instead")
 	}
-	c.Kubeconfig = raw.Kubernetes.Kubeconfig
-	if c.Kubeconfig == "" {
-		c.Kubeconfig = getenv("KUBECONFIG")
+	// The one kubeconfig rule, without the in-cluster fallback: the plugin runs on the host, not in a pod.
+	if src, err := kubeconfig.Resolve(getenv, raw.Kubernetes.Kubeconfig, kubeconfig.Options{DisableCluster: true}); err == nil {
+		c.Kubeconfig = src.Path
 	}
 
 	endpoints, key := raw.EtcdEndpoints, "etcd_endpoints"
 	if endpoints == "" {
-		endpoints, key = getenv("ETCD_ENDPOINTS"), "ETCD_ENDPOINTS"
+		endpoints, key = config.Lookup(getenv, "ETCD_ENDPOINTS")
 	}
 	for _, e := range strings.Split(endpoints, ",") {
 		if e = strings.TrimSpace(e); e == "" {

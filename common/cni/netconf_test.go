@@ -10,6 +10,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tortie-net/tortie/common/datastore/open"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -109,6 +111,60 @@ func TestParseNetConfEnvironment(t *testing.T) {
 	}
 	if !cmp.Equal(c.EtcdEndpoints, []string{"http://a:2379", "https://b:2379"}) {
 		t.Errorf("endpoints from ETCD_ENDPOINTS: %q", c.EtcdEndpoints)
+	}
+}
+
+// TestParseNetConfEnvAliases: the environment fallbacks follow common/config's one rule, TORTIE_X over X
+// over CALICO_X.
+func TestParseNetConfEnvAliases(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		wantType  string
+		wantKube  string
+		wantEtcd0 string
+	}{
+		{"TORTIE_ wins", map[string]string{"TORTIE_DATASTORE_TYPE": "kubernetes", "DATASTORE_TYPE": "etcdv3", "TORTIE_KUBECONFIG": "/t", "KUBECONFIG": "/k"},
+			DatastoreKubernetes, "/t", ""},
+		{"bare over CALICO_", map[string]string{"DATASTORE_TYPE": "etcdv3", "CALICO_DATASTORE_TYPE": "kubernetes", "ETCD_ENDPOINTS": "http://bare:2379", "CALICO_ETCD_ENDPOINTS": "http://calico:2379"},
+			DatastoreEtcdV3, "", "http://bare:2379"},
+		{"CALICO_ alone", map[string]string{"CALICO_DATASTORE_TYPE": "kubernetes", "CALICO_KUBECONFIG": "/c"},
+			DatastoreKubernetes, "/c", ""},
+		{"no in-cluster fallback", map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+			DatastoreEtcdV3, "", DefaultEtcdEndpoint},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseNetConf([]byte(`{"cniVersion":"1.0.0","name":"n"}`), envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var etcd0 string
+			if c.DatastoreType == DatastoreEtcdV3 && len(c.EtcdEndpoints) > 0 {
+				etcd0 = c.EtcdEndpoints[0]
+			}
+			if c.DatastoreType != tc.wantType || c.Kubeconfig != tc.wantKube || etcd0 != tc.wantEtcd0 {
+				t.Errorf("datastore %q kubeconfig %q etcd %q; want %q %q %q", c.DatastoreType, c.Kubeconfig, etcd0, tc.wantType, tc.wantKube, tc.wantEtcd0)
+			}
+		})
+	}
+}
+
+// TestDatastoreConfig: the CNI config's fields become the open.Config the plugin connects with, tuned
+// for one short invocation.
+func TestDatastoreConfig(t *testing.T) {
+	etcdConf := &NetConf{DatastoreType: DatastoreEtcdV3, EtcdEndpoints: []string{"https://e:2379"}, EtcdCACertFile: "/ca",
+		EtcdCertFile: "/c", EtcdKeyFile: "/k", EtcdKeyPrefix: "/cluster-a", Kubeconfig: "/kc"}
+	got := DatastoreConfig(etcdConf)
+	if got.Type != open.EtcdV3 || !cmp.Equal(got.EtcdEndpoints, etcdConf.EtcdEndpoints) || got.EtcdCACertFile != "/ca" ||
+		got.EtcdCertFile != "/c" || got.EtcdKeyFile != "/k" || got.EtcdKeyPrefix != "/cluster-a" || got.Kubeconfig != "/kc" {
+		t.Errorf("etcd config = %+v", got)
+	}
+	if tu := got.Tuning; !tu.Preconnect || tu.DialTimeout != dialTimeout || tu.RequestTimeout != requestTimeout || tu.UserAgent != "tortie-cni" {
+		t.Errorf("tuning = %+v, want the short-invocation settings", tu)
+	}
+	got = DatastoreConfig(&NetConf{DatastoreType: DatastoreKubernetes, Kubeconfig: "/kc"})
+	if got.Type != open.Kubernetes || got.Kubeconfig != "/kc" || got.InCluster {
+		t.Errorf("kubernetes config = %+v", got)
 	}
 }
 

@@ -33,7 +33,7 @@ const (
 )
 
 // Plugin is the platform-neutral core of the CNI plugin and of the IPAM plugin. The command
-// wrappers (cmd/tortie-cni) parse the configuration, build a Plugin with the OS's Dataplane and
+// wrappers (cmd/tortie-cni) parse the configuration, build a Plugin with the OS's PodNetwork and
 // Locker, and call one method per CNI command. A Plugin serves one command; its methods are not
 // meant to be called concurrently.
 type Plugin struct {
@@ -44,8 +44,8 @@ type Plugin struct {
 	// IPAM is used when Conf.IPAM.InProcess(); Delegate runs any other IPAM plugin.
 	IPAM     IPAM
 	Delegate Delegate
-	// Dataplane plumbs interfaces; nil in the IPAM plugin.
-	Dataplane Dataplane
+	// PodNetwork plumbs interfaces; nil in the IPAM plugin.
+	PodNetwork PodNetwork
 	// Pods reads pods and namespaces; nil means CNI_ARGS only (etcd datastore without a kubeconfig).
 	Pods PodSource
 	// Lock serialises IPAM on the host.
@@ -204,14 +204,14 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 	ph.mark("ipam")
 
 	// Interface.
-	hostIf := p.Dataplane.HostIfName(args.PodNamespace, args.PodName)
+	hostIf := p.PodNetwork.HostIfName(args.PodNamespace, args.PodName)
 	ifReq := InterfaceRequest{NetNS: cmd.Netns, ContainerIfName: cmd.IfName, HostIfName: hostIf, MTU: mtu, Addresses: addrs, ContainerMAC: req.MAC}
-	ifRes, err := p.Dataplane.Setup(ctx, ifReq)
+	ifRes, err := p.PodNetwork.Setup(ctx, ifReq)
 	if err != nil {
 		return nil, AsError(fmt.Errorf("setting up the interface of %s: %w", args, err), CodeDataplaneFailed)
 	}
 	undo.push(func(ctx context.Context) error {
-		return p.Dataplane.Teardown(ctx, cmd.Netns, cmd.IfName, hostIf)
+		return p.PodNetwork.Teardown(ctx, cmd.Netns, cmd.IfName, hostIf)
 	})
 	ph.mark("dataplane")
 

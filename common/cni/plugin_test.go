@@ -22,9 +22,9 @@ import (
 	"github.com/tortie-net/tortie/common/ipam"
 )
 
-// fakeDataplane is a stateful Dataplane: interfaces by host name. fail makes Setup fail; panic makes
+// fakePodNetwork is a stateful PodNetwork: interfaces by host name. fail makes Setup fail; panic makes
 // it panic.
-type fakeDataplane struct {
+type fakePodNetwork struct {
 	mu     sync.Mutex
 	ifs    map[string]InterfaceRequest
 	fail   error
@@ -32,13 +32,13 @@ type fakeDataplane struct {
 	broken map[string]string // host name → what Check reports
 }
 
-func newFakeDataplane() *fakeDataplane {
-	return &fakeDataplane{ifs: map[string]InterfaceRequest{}, broken: map[string]string{}}
+func newFakePodNetwork() *fakePodNetwork {
+	return &fakePodNetwork{ifs: map[string]InterfaceRequest{}, broken: map[string]string{}}
 }
 
-func (d *fakeDataplane) HostIfName(ns, pod string) string { return "cali" + ns + pod }
+func (d *fakePodNetwork) HostIfName(ns, pod string) string { return "cali" + ns + pod }
 
-func (d *fakeDataplane) Setup(_ context.Context, r InterfaceRequest) (*InterfaceResult, error) {
+func (d *fakePodNetwork) Setup(_ context.Context, r InterfaceRequest) (*InterfaceResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.panic {
@@ -53,7 +53,7 @@ func (d *fakeDataplane) Setup(_ context.Context, r InterfaceRequest) (*Interface
 		GatewayV4: netip.MustParseAddr("169.254.1.1"), GatewayV6: netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")}, nil
 }
 
-func (d *fakeDataplane) Teardown(_ context.Context, netns, cont, host string) error {
+func (d *fakePodNetwork) Teardown(_ context.Context, netns, cont, host string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if r, ok := d.ifs[host]; ok && (r.NetNS == netns || netns == "") {
@@ -62,7 +62,7 @@ func (d *fakeDataplane) Teardown(_ context.Context, netns, cont, host string) er
 	return nil
 }
 
-func (d *fakeDataplane) Check(_ context.Context, r InterfaceRequest) error {
+func (d *fakePodNetwork) Check(_ context.Context, r InterfaceRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.ifs[r.HostIfName]; !ok {
@@ -102,7 +102,7 @@ type env struct {
 	be   datastore.Backend
 	mem  *memory.Backend
 	ipam *ipam.Client
-	dp   *fakeDataplane
+	dp   *fakePodNetwork
 	pods fakePods
 	conf string
 }
@@ -110,7 +110,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	mem := memory.New()
-	e := &env{t: t, be: mem, mem: mem, ipam: ipam.New(mem), dp: newFakeDataplane(), pods: fakePods{},
+	e := &env{t: t, be: mem, mem: mem, ipam: ipam.New(mem), dp: newFakePodNetwork(), pods: fakePods{},
 		conf: `{"cniVersion":"1.1.0","name":"net1","type":"tortie","nodename":"node-1","nodename_file_optional":true,"ipam":{"type":"tortie-ipam"}}`}
 	e.pool("pool-a", "10.1.0.0/16")
 	e.pool("pool-b", "10.2.0.0/16")
@@ -141,7 +141,7 @@ func (e *env) plugin(conf string) *Plugin {
 	if len(e.pods) > 0 {
 		pods = e.pods
 	}
-	return &Plugin{Conf: c, Host: Host{ReadFile: fakeFiles{}.read, MTUFile: "/none"}, Backend: e.be, IPAM: ipam.New(e.be), Dataplane: e.dp, Pods: pods}
+	return &Plugin{Conf: c, Host: Host{ReadFile: fakeFiles{}.read, MTUFile: "/none"}, Backend: e.be, IPAM: ipam.New(e.be), PodNetwork: e.dp, Pods: pods}
 }
 
 func cmdArgs(id, pod, stdin string) *CmdArgs {

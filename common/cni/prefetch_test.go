@@ -16,7 +16,7 @@ import (
 	"github.com/tortie-net/tortie/common/ipam"
 )
 
-// events records, in order, what the backend, the locker and the dataplane were asked to do.
+// events records, in order, what the backend, the locker and the pod network were asked to do.
 type events struct {
 	mu  sync.Mutex
 	log []string
@@ -95,15 +95,15 @@ func (l *recLocker) Lock(context.Context) (func(), error) {
 	}, nil
 }
 
-// recDataplane records "setup".
-type recDataplane struct {
-	*fakeDataplane
+// recPodNetwork records "setup".
+type recPodNetwork struct {
+	*fakePodNetwork
 	ev *events
 }
 
-func (d recDataplane) Setup(ctx context.Context, r InterfaceRequest) (*InterfaceResult, error) {
+func (d recPodNetwork) Setup(ctx context.Context, r InterfaceRequest) (*InterfaceResult, error) {
 	d.ev.add("setup")
-	return d.fakeDataplane.Setup(ctx, r)
+	return d.fakePodNetwork.Setup(ctx, r)
 }
 
 func (e *env) recPlugin(t *testing.T, ev *events, hints BlockHints) *Plugin {
@@ -111,7 +111,7 @@ func (e *env) recPlugin(t *testing.T, ev *events, hints BlockHints) *Plugin {
 	p.Backend = recBackend{Backend: e.mem, ev: ev}
 	p.IPAM = ipam.New(p.Backend) // a new process's IPAM: no memory of earlier allocations
 	p.Lock = &recLocker{t: t, ev: ev}
-	p.Dataplane = recDataplane{fakeDataplane: e.dp, ev: ev}
+	p.PodNetwork = recPodNetwork{fakePodNetwork: e.dp, ev: ev}
 	p.Hints = hints
 	return p
 }

@@ -6,8 +6,9 @@
 //   - Backend (datastore.go) stores resources: Get, List (with the revision it was read at), Create,
 //     compare-and-swap Update and Delete on the revision, Watch from a revision, Ping, Close. Revisions
 //     are opaque strings. Implementations: kube, etcd, memory; all pass the conformance suite in dstest.
-//   - Syncer (watchsyncer.go) turns any Backend into the stream a consumer (the calculation graph, a
-//     relay, a controller) receives through Callbacks (syncer.go): a snapshot while
+//   - Syncer (the interface and the stream's types in stream.go; ListWatchSyncer, the implementation
+//     over a Backend, in syncer.go) turns any Backend into the stream a consumer (the agent, a relay,
+//     a controller) receives through Callbacks: a snapshot while
 //     ResyncInProgress, then InSync, then deltas; after any failure a relist that sends only what
 //     really changed. Its output is a plain list of (type, key, object, revision) updates and statuses,
 //     so a relay can serialise it and fan it out unchanged.

@@ -5,6 +5,7 @@ package cni
 import (
 	"testing"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/cnitest"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -24,15 +25,15 @@ func BenchmarkSetupTeardown(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			node, pod := newNode(b), cnitest.NewNS(b)
-			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "bench", bc.name),
+			req := cnicore.InterfaceRequest{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "bench", bc.name),
 				Addresses: prefixes(bc.addrs...)}
 			err := node.Do(func(ns.NetNS) error {
 				ctx := b.Context()
 				for b.Loop() {
-					if _, err := Setup(ctx, req); err != nil {
+					if _, err := (&PodNetwork{}).Setup(ctx, req); err != nil {
 						return err
 					}
-					if err := Teardown(ctx, req.NetNS, req.ContainerIfName, req.HostIfName); err != nil {
+					if err := (&PodNetwork{}).Teardown(ctx, req.NetNS, req.ContainerIfName, req.HostIfName); err != nil {
 						return err
 					}
 				}

@@ -11,9 +11,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/netlinkx"
 )
 
@@ -23,8 +21,8 @@ import (
 // end has no address, its sysctls, and a route to each pod address. The
 // error lists every difference found, each saying what and where; nil means
 // none. Check changes nothing.
-func Check(ctx context.Context, req Request) error {
-	addrs, mtu, err := req.normalize()
+func (p *PodNetwork) Check(ctx context.Context, req cnicore.InterfaceRequest) error {
+	addrs, mtu, err := normalize(req)
 	if err != nil {
 		return fmt.Errorf("invalid pod interface request: %w", err)
 	}
@@ -39,17 +37,18 @@ func Check(ctx context.Context, req Request) error {
 		return nil
 	}
 
-	host, err := openHandle(ctx, netns.None(), hostWhere)
+	m := p.machineOrReal()
+	host, err := m.openHost(ctx)
 	if err != nil {
 		return err
 	}
-	defer host.Close()
-	contNS, cont, err := openContainerNS(ctx, req.NetNS)
+	defer host.Close() //nolint:errcheck // read-only use
+	contNS, err := m.openPod(ctx, req.NetNS)
 	if err != nil {
 		return wrap([]error{err})
 	}
-	defer contNS.Close()
-	defer cont.Close()
+	defer contNS.Close() //nolint:errcheck // read-only use
+	cont := contNS.handle()
 
 	var v4, v6 bool
 	for _, a := range addrs {
@@ -69,22 +68,22 @@ func Check(ctx context.Context, req Request) error {
 	errs = append(errs, herrs...)
 	if hostLink != nil {
 		if contLink != nil {
-			id := netnsID(host, contNS.Fd())
-			if a := hostLink.Attrs(); a.ParentIndex != contLink.Attrs().Index || a.NetNsID != id {
+			id := host.NetNSID(cont)
+			if hostLink.PeerIndex != contLink.Index || hostLink.PeerNetNSID != id {
 				errs = append(errs, fmt.Errorf("%s in %s is not paired with %s in %s (its peer is ifindex %d in netnsid %d, want %d in %d)",
-					req.HostIfName, hostWhere, req.ContainerIfName, contWhere, a.ParentIndex, a.NetNsID, contLink.Attrs().Index, id))
+					req.HostIfName, hostWhere, req.ContainerIfName, contWhere, hostLink.PeerIndex, hostLink.PeerNetNSID, contLink.Index, id))
 			}
 		}
 		errs = append(errs, checkHostAddrs(host, hostLink)...)
 		errs = append(errs, checkHostRoutes(host, hostLink, addrs)...)
-		errs = append(errs, checkSysctls(hostWhere, hostSysctls(req.HostIfName, v4, v6))...)
+		errs = append(errs, m.checkHostSysctls(hostSysctls(req.HostIfName, v4, v6))...)
 	}
 	return wrap(errs)
 }
 
 // checkLink finds the veth name and checks its state; the link is nil if
 // there is none.
-func checkLink(h *netlink.Handle, name, where string, mtu int, mac net.HardwareAddr) (netlink.Link, []error) {
+func checkLink(h netlinkx.Handle, name, where string, mtu int, mac net.HardwareAddr) (*netlinkx.Link, []error) {
 	l, err := linkByName(h, name)
 	if err != nil {
 		return nil, []error{fmt.Errorf("looking up %s in %s: %w", name, where, err)}
@@ -93,37 +92,36 @@ func checkLink(h *netlink.Handle, name, where string, mtu int, mac net.HardwareA
 		return nil, []error{fmt.Errorf("%s is missing from %s", name, where)}
 	}
 	var errs []error
-	a := l.Attrs()
 	if !isVeth(l) {
-		errs = append(errs, fmt.Errorf("%s in %s is a %s, want a veth", name, where, l.Type()))
+		errs = append(errs, fmt.Errorf("%s in %s is a %s, want a veth", name, where, l.Kind))
 	}
-	if a.Flags&net.FlagUp == 0 {
+	if !l.Up {
 		errs = append(errs, fmt.Errorf("%s in %s is down", name, where))
 	}
-	if a.MTU != mtu {
-		errs = append(errs, fmt.Errorf("%s in %s has MTU %d, want %d", name, where, a.MTU, mtu))
+	if l.MTU != mtu {
+		errs = append(errs, fmt.Errorf("%s in %s has MTU %d, want %d", name, where, l.MTU, mtu))
 	}
-	if len(mac) != 0 && !bytes.Equal(a.HardwareAddr, mac) {
-		errs = append(errs, fmt.Errorf("%s in %s has MAC %s, want %s", name, where, a.HardwareAddr, mac))
+	if len(mac) != 0 && !bytes.Equal(l.HardwareAddr, mac) {
+		errs = append(errs, fmt.Errorf("%s in %s has MAC %s, want %s", name, where, l.HardwareAddr, mac))
 	}
 	return l, errs
 }
 
-func linkPrefixes(h *netlink.Handle, l netlink.Link, where string) ([]netip.Prefix, error) {
-	list, err := netlinkx.AddrList(h, l, netlink.FAMILY_ALL)
+// linkPrefixes lists the addresses of l.
+func linkPrefixes(h netlinkx.Handle, l *netlinkx.Link, where string) ([]netip.Prefix, error) {
+	list, err := h.AddrList(l.Index)
 	if err != nil {
-		return nil, fmt.Errorf("listing addresses of %s in %s: %w", l.Attrs().Name, where, err)
+		return nil, fmt.Errorf("listing addresses of %s in %s: %w", l.Name, where, err)
 	}
-	var out []netip.Prefix
+	out := make([]netip.Prefix, 0, len(list))
 	for _, a := range list {
-		if p, ok := prefixOf(a.IPNet); ok {
-			out = append(out, p)
-		}
+		out = append(out, a.Prefix)
 	}
 	return out, nil
 }
 
-func checkContainerAddrs(h *netlink.Handle, l netlink.Link, where string, want []netip.Prefix) []error {
+// checkContainerAddrs reports pod addresses missing from l.
+func checkContainerAddrs(h netlinkx.Handle, l *netlinkx.Link, where string, want []netip.Prefix) []error {
 	have, err := linkPrefixes(h, l, where)
 	if err != nil {
 		return []error{err}
@@ -131,13 +129,14 @@ func checkContainerAddrs(h *netlink.Handle, l netlink.Link, where string, want [
 	var errs []error
 	for _, p := range want {
 		if !slices.Contains(have, p) {
-			errs = append(errs, fmt.Errorf("address %s is missing from %s in %s", p, l.Attrs().Name, where))
+			errs = append(errs, fmt.Errorf("address %s is missing from %s in %s", p, l.Name, where))
 		}
 	}
 	return errs
 }
 
-func checkHostAddrs(h *netlink.Handle, l netlink.Link) []error {
+// checkHostAddrs reports any address on the host end other than its link-local one.
+func checkHostAddrs(h netlinkx.Handle, l *netlinkx.Link) []error {
 	have, err := linkPrefixes(h, l, hostWhere)
 	if err != nil {
 		return []error{err}
@@ -145,37 +144,34 @@ func checkHostAddrs(h *netlink.Handle, l netlink.Link) []error {
 	var errs []error
 	for _, p := range have {
 		if !p.Addr().IsLinkLocalUnicast() {
-			errs = append(errs, fmt.Errorf("%s in %s has address %s, want none", l.Attrs().Name, hostWhere, p))
+			errs = append(errs, fmt.Errorf("%s in %s has address %s, want none", l.Name, hostWhere, p))
 		}
 	}
 	return errs
 }
 
-// routeKey is the part of a route Check compares.
+// routeKey is what Check compares of a route.
 type routeKey struct {
 	dst   netip.Prefix // zero for a default route
 	gw    netip.Addr
-	scope netlink.Scope
-	proto netlink.RouteProtocol
+	scope int
+	proto int
 }
 
-func keyOf(r *netlink.Route) routeKey {
-	k := routeKey{scope: r.Scope, proto: r.Protocol}
-	if p, ok := prefixOf(r.Dst); ok && p.Bits() != 0 {
-		k.dst = p
-	}
-	if a, ok := netip.AddrFromSlice(r.Gw); ok {
-		k.gw = a.Unmap()
+func keyOf(r netlinkx.Route) routeKey {
+	k := routeKey{scope: r.Scope, proto: r.Protocol, gw: r.Gw}
+	if r.Dst.IsValid() && r.Dst.Bits() != 0 {
+		k.dst = r.Dst
 	}
 	return k
 }
 
-// hasRoute reports whether have contains want. A want without a protocol
-// matches any protocol (the kernel fills in "boot").
-func hasRoute(have []netlink.Route, want *netlink.Route) bool {
+// hasRoute reports whether have contains want; a want without a protocol
+// matches any.
+func hasRoute(have []netlinkx.Route, want netlinkx.Route) bool {
 	w := keyOf(want)
-	return slices.ContainsFunc(have, func(r netlink.Route) bool {
-		k := keyOf(&r)
+	return slices.ContainsFunc(have, func(r netlinkx.Route) bool {
+		k := keyOf(r)
 		if w.proto == 0 {
 			k.proto = 0
 		}
@@ -183,39 +179,39 @@ func hasRoute(have []netlink.Route, want *netlink.Route) bool {
 	})
 }
 
-func routesVia(h *netlink.Handle, l netlink.Link, where string) ([]netlink.Route, error) {
-	routes, err := netlinkx.RouteListFiltered(h, netlink.FAMILY_ALL,
-		&netlink.Route{LinkIndex: l.Attrs().Index}, netlink.RT_FILTER_OIF)
+// routesVia lists the main table's routes through l.
+func routesVia(h netlinkx.Handle, l *netlinkx.Link, where string) ([]netlinkx.Route, error) {
+	routes, err := h.RouteList(netlinkx.TableMain)
 	if err != nil {
-		return nil, fmt.Errorf("listing routes via %s in %s: %w", l.Attrs().Name, where, err)
+		return nil, fmt.Errorf("listing routes via %s in %s: %w", l.Name, where, err)
 	}
-	return routes, nil
+	return slices.DeleteFunc(routes, func(r netlinkx.Route) bool { return r.LinkIndex != l.Index }), nil
 }
 
-func checkContainerRoutes(h *netlink.Handle, l netlink.Link, where string, v4, v6 bool) []error {
+func checkContainerRoutes(h netlinkx.Handle, l *netlinkx.Link, where string, v4, v6 bool) []error {
 	have, err := routesVia(h, l, where)
 	if err != nil {
 		return []error{err}
 	}
 	var errs []error
-	for _, want := range containerRoutes(l.Attrs().Index, v4, v6) {
+	for _, want := range containerRoutes(l.Index, v4, v6) {
 		if !hasRoute(have, want) {
-			errs = append(errs, fmt.Errorf("route %s is missing from %s", describeRoute(want, l.Attrs().Name), where))
+			errs = append(errs, fmt.Errorf("route %s is missing from %s", describeRoute(want, l.Name), where))
 		}
 	}
 	return errs
 }
 
-func checkHostRoutes(h *netlink.Handle, l netlink.Link, addrs []netip.Prefix) []error {
+func checkHostRoutes(h netlinkx.Handle, l *netlinkx.Link, addrs []netip.Prefix) []error {
 	have, err := routesVia(h, l, hostWhere)
 	if err != nil {
 		return []error{err}
 	}
 	var errs []error
 	for _, p := range addrs {
-		want := hostRoute(l.Attrs().Index, p)
+		want := hostRoute(l.Index, p)
 		if !hasRoute(have, want) {
-			errs = append(errs, fmt.Errorf("route %s is missing from %s", describeRoute(want, l.Attrs().Name), hostWhere))
+			errs = append(errs, fmt.Errorf("route %s is missing from %s", describeRoute(want, l.Name), hostWhere))
 		}
 	}
 	return errs

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/cnitest"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -23,16 +24,16 @@ import (
 func TestConnectivity(t *testing.T) {
 	requireRoot(t)
 	node, podA, podB := newNode(t), cnitest.NewNS(t), cnitest.NewNS(t)
-	a := Request{NetNS: podA.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "default", "pod-a"),
+	a := cnicore.InterfaceRequest{NetNS: podA.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "default", "pod-a"),
 		Addresses: prefixes("10.65.4.1/32", "fd00:65::4:1/128")}
-	b := Request{NetNS: podB.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "default", "pod-b"),
+	b := cnicore.InterfaceRequest{NetNS: podB.Path(), ContainerIfName: "eth0", HostIfName: HostVethName("", "default", "pod-b"),
 		Addresses: prefixes("10.65.4.2/32", "fd00:65::4:2/128")}
 	mustSetup(t, node, a)
 	mustSetup(t, node, b)
 
 	// The pods' IPv6 gateway is the host end's link-local address; the
 	// kernel adds it once the carrier is up (asynchronously, via linkwatch).
-	for _, r := range []Request{a, b} {
+	for _, r := range []cnicore.InterfaceRequest{a, b} {
 		eventually(t, "fe80::ecee:eeff:feee:eeee on "+r.HostIfName, func() bool {
 			h := cnitest.Handle(t, node)
 			l, err := h.LinkByName(r.HostIfName)

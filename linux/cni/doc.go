@@ -1,6 +1,7 @@
 //go:build linux
 
-// Package cni is the Linux half of the tortie CNI plugin: it plumbs a pod's
+// Package cni is the Linux half of the tortie CNI plugin: [PodNetwork]
+// implements common/cni's PodNetwork seam and plumbs a pod's
 // network interface. The platform-neutral half (netconf parsing, IPAM, the
 // CNI result) lives in common/cni; cmd/tortie-cni glues the two together.
 //
@@ -10,8 +11,8 @@
 //   - A veth pair per pod. The host end is named by [HostVethName]
 //     ("cali" + 11 hex digits of SHA-1("<namespace>.<pod>")), has the fixed
 //     MAC ee:ee:ee:ee:ee:ee and no IP address. The container end is moved into
-//     the pod's network namespace and named Request.ContainerIfName (eth0).
-//     Both ends get Request.MTU.
+//     the pod's network namespace and named by the request's ContainerIfName (eth0).
+//     Both ends get the request's MTU.
 //   - The pod gets its addresses as /32 and /128 and two routes,
 //     "169.254.1.1/32 dev eth0 scope link" and "default via 169.254.1.1 dev
 //     eth0", plus for IPv6 "default via fe80::ecee:eeff:feee:eeee dev eth0".
@@ -32,29 +33,30 @@
 // # Namespaces and threads
 //
 // The host side is the network namespace of the calling OS thread; the pod
-// side is the namespace bind-mounted at Request.NetNS. A caller that has
+// side is the namespace bind-mounted at the request's NetNS. A caller that has
 // switched its thread into another namespace (ns.NetNS.Do, tests) must keep
 // the thread locked (runtime.LockOSThread) for the duration of the call, as
 // ns.Do does. The functions never change the namespace of the calling thread;
-// they talk to the pod namespace through a netlink socket opened inside it and
+// they talk to the pod namespace through a netlink socket opened inside it (a
+// linux/netlinkx Handle: every netlink call goes through that interface) and
 // write its sysctls from a separate, locked, throwaway thread.
 //
 // # Contracts
 //
-// [Setup] is all-or-nothing: when it returns an error, the veth pair (both
+// [PodNetwork.Setup] is all-or-nothing: when it returns an error, the veth pair (both
 // ends) and any host route it added are gone again, so a failed CNI ADD never
 // leaves an interface behind. It first deletes a stale host veth of the same
 // name (the pod's previous sandbox: Calico semantics, the newest ADD wins) and
 // refuses to replace a host interface that is not a veth or a host route to a
 // pod address that points at another interface.
 //
-// [Teardown] is idempotent: it succeeds when the namespace is gone, when the
+// [PodNetwork.Teardown] is idempotent: it succeeds when the namespace is gone, when the
 // interfaces are gone, when called twice, and after a Setup that crashed half
 // way. It deletes the container end (the kernel takes the host end with it)
 // and a host veth of the given name only when that veth belongs to this
 // sandbox or to none — never a newer sandbox's veth, which has the same name.
 //
-// [Check] reports, in one error, everything that differs from what Setup
+// [PodNetwork.Check] reports, in one error, everything that differs from what Setup
 // would have built.
 //
 // Before returning, Setup waits until the kernel has activated both ends

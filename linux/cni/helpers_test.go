@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/cnitest"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -88,18 +89,18 @@ func newNode(t testing.TB) ns.NetNS {
 }
 
 // setupIn runs Setup with the calling thread in node.
-func setupIn(t testing.TB, node ns.NetNS, req Request) (*Result, error) {
+func setupIn(t testing.TB, node ns.NetNS, req cnicore.InterfaceRequest) (*cnicore.InterfaceResult, error) {
 	t.Helper()
-	var res *Result
+	var res *cnicore.InterfaceResult
 	var err error
 	doIn(t, node, func() error {
-		res, err = Setup(context.Background(), req)
+		res, err = (&PodNetwork{}).Setup(context.Background(), req)
 		return nil
 	})
 	return res, err
 }
 
-func mustSetup(t testing.TB, node ns.NetNS, req Request) *Result {
+func mustSetup(t testing.TB, node ns.NetNS, req cnicore.InterfaceRequest) *cnicore.InterfaceResult {
 	t.Helper()
 	res, err := setupIn(t, node, req)
 	if err != nil {
@@ -112,17 +113,17 @@ func teardownIn(t testing.TB, node ns.NetNS, netnsPath, contIf, hostIf string) e
 	t.Helper()
 	var err error
 	doIn(t, node, func() error {
-		err = Teardown(context.Background(), netnsPath, contIf, hostIf)
+		err = (&PodNetwork{}).Teardown(context.Background(), netnsPath, contIf, hostIf)
 		return nil
 	})
 	return err
 }
 
-func checkIn(t testing.TB, node ns.NetNS, req Request) error {
+func checkIn(t testing.TB, node ns.NetNS, req cnicore.InterfaceRequest) error {
 	t.Helper()
 	var err error
 	doIn(t, node, func() error {
-		err = Check(context.Background(), req)
+		err = (&PodNetwork{}).Check(context.Background(), req)
 		return nil
 	})
 	return err
@@ -268,4 +269,8 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/linux/netlinkx"
@@ -22,7 +19,7 @@ import (
 // RouteProtocol tags the host routes Setup adds ("proto 116" in ip route), so the dataplane and
 // `tortie-node cleanup` recognise them without relying on the interface name alone. Why 116 is in
 // common/config/owned.go.
-const RouteProtocol netlink.RouteProtocol = config.RouteProtocol
+const RouteProtocol = config.RouteProtocol
 
 // NetlinkTimeout bounds each netlink request. The kernel answers in
 // microseconds unless the RTNL lock is contended; on a node busy creating
@@ -64,33 +61,75 @@ func requestTimeout(ctx context.Context) time.Duration {
 	return d
 }
 
-// openHandle opens a NETLINK_ROUTE socket in the namespace nsh, or in the
-// calling thread's namespace when nsh is netns.None(). The socket stays in
-// that namespace for its lifetime whatever thread later uses it.
-func openHandle(ctx context.Context, nsh netns.NsHandle, where string) (*netlink.Handle, error) {
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+// openHost opens a netlink handle in the calling thread's namespace. The
+// socket stays in that namespace whatever thread later uses it.
+func openHost(ctx context.Context) (netlinkx.Handle, error) {
+	h, err := netlinkx.Open("", requestTimeout(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("opening netlink socket in %s: %w", where, err)
-	}
-	if err := h.SetSocketTimeout(requestTimeout(ctx)); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("setting netlink socket timeout in %s: %w", where, err)
+		return nil, fmt.Errorf("in %s: %w", hostWhere, err)
 	}
 	return h, nil
 }
 
-// openContainerNS opens the namespace at path and a netlink socket inside it.
-func openContainerNS(ctx context.Context, path string) (ns.NetNS, *netlink.Handle, error) {
+// machine is what PodNetwork needs of the host: netlink in the host and pod
+// namespaces and their sysctls. The zero PodNetwork uses realMachine; tests
+// without root use a fake over netlinkx.World.
+type machine interface {
+	openHost(ctx context.Context) (netlinkx.Handle, error)
+	// openPod opens the pod namespace at path; nsGone(err) when it no longer
+	// exists.
+	openPod(ctx context.Context, path string) (podNS, error)
+	writeHostSysctls(list []sysctl) error
+	checkHostSysctls(list []sysctl) []error
+}
+
+// podNS is an open pod network namespace.
+type podNS interface {
+	handle() netlinkx.Handle
+	writeSysctls(list []sysctl) error
+	Close() error
+}
+
+// realMachine is the kernel: the host namespace is the calling thread's.
+type realMachine struct{}
+
+func (realMachine) openHost(ctx context.Context) (netlinkx.Handle, error) { return openHost(ctx) }
+
+func (realMachine) openPod(ctx context.Context, path string) (podNS, error) {
 	n, err := ns.GetNS(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening %s: %w", containerWhere(path), err)
+		return nil, fmt.Errorf("opening %s: %w", containerWhere(path), err)
 	}
-	h, err := openHandle(ctx, netns.NsHandle(n.Fd()), containerWhere(path))
+	h, err := netlinkx.OpenFd(int(n.Fd()), requestTimeout(ctx))
 	if err != nil {
-		n.Close()
-		return nil, nil, err
+		_ = n.Close()
+		return nil, fmt.Errorf("in %s: %w", containerWhere(path), err)
 	}
-	return n, h, nil
+	return &realPod{ns: n, h: h, where: containerWhere(path)}, nil
+}
+
+// writeHostSysctls runs on the calling thread, which is in the host
+// namespace (see the package documentation).
+func (realMachine) writeHostSysctls(list []sysctl) error { return writeSysctls(hostWhere, list) }
+
+func (realMachine) checkHostSysctls(list []sysctl) []error { return checkSysctls(hostWhere, list) }
+
+type realPod struct {
+	ns    ns.NetNS
+	h     *netlinkx.Kernel
+	where string
+}
+
+func (p *realPod) handle() netlinkx.Handle { return p.h }
+
+// writeSysctls writes from a separate, locked thread switched into the pod
+// namespace (ns.Do), never from the caller's.
+func (p *realPod) writeSysctls(list []sysctl) error {
+	return p.ns.Do(func(ns.NetNS) error { return writeSysctls(p.where, list) })
+}
+
+func (p *realPod) Close() error {
+	return errors.Join(p.h.Close(), p.ns.Close())
 }
 
 // nsGone reports whether err from ns.GetNS means the namespace no longer
@@ -103,52 +142,15 @@ func nsGone(err error) bool {
 
 // linkByName returns the link called name, or nil and no error if there is
 // none.
-func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
-	l, err := netlinkx.Dump(func() (netlink.Link, error) { return h.LinkByName(name) })
-	if linkGone(err) {
+func linkByName(h netlinkx.Handle, name string) (*netlinkx.Link, error) {
+	l, err := h.LinkByName(name)
+	if netlinkx.IsNotFound(err) {
 		return nil, nil
 	}
-	return l, err
-}
-
-// linkGone reports whether err means the link does not exist (any more).
-func linkGone(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
-}
-
-func isVeth(l netlink.Link) bool { return l.Type() == "veth" }
-
-// netnsID returns the id the namespace of h assigns to the namespace open as
-// fd, or -1 if it has none. Veth peers report their peer's namespace by this
-// id (IFLA_LINK_NETNSID).
-func netnsID(h *netlink.Handle, fd uintptr) int {
-	id, err := h.GetNetNsIdByFd(int(fd))
 	if err != nil {
-		return -1
+		return nil, err
 	}
-	return id
+	return &l, nil
 }
 
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones), true
-}
-
-func family(a netip.Addr) int {
-	if a.Is4() {
-		return netlink.FAMILY_V4
-	}
-	return netlink.FAMILY_V6
-}
+func isVeth(l *netlinkx.Link) bool { return l.Kind == "veth" }

@@ -12,15 +12,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/netlinkx"
 )
 
-// DefaultMTU is used when Request.MTU is 0.
+// DefaultMTU is used when the request's MTU is 0.
 const DefaultMTU = 1500
 
 // MTU bounds: 68 is IPv4's minimum and 65535 the veth driver's maximum;
@@ -32,43 +30,44 @@ const (
 	minMTUIPv6 = 1280
 )
 
-// Request describes one pod interface.
-type Request struct {
-	// NetNS is the path of the pod's network namespace (CNI_NETNS).
-	NetNS string
-	// ContainerIfName is the interface name inside the pod (CNI_IFNAME),
-	// usually eth0.
-	ContainerIfName string
-	// HostIfName is the host end's name, normally from [HostVethName].
-	HostIfName string
-	// MTU for both ends; 0 means [DefaultMTU]. It must be 68..65535, and at
-	// least 1280 when the pod has an IPv6 address.
-	MTU int
-	// Addresses are the pod's addresses. Only the address matters: they are
-	// programmed as /32 and /128 whatever the prefix length says, because
-	// the pod reaches everything through the host, never on-link. At least
-	// one is required; duplicates are merged.
-	Addresses []netip.Prefix
-	// ContainerMAC, if set, is the pod interface's MAC
-	// (cni.projectcalico.org/hwAddr); otherwise the kernel picks one.
-	ContainerMAC net.HardwareAddr
+// PodNetwork is [cnicore.PodNetwork] on Linux: a veth pair per pod, wired
+// as the package documentation describes. The zero value is ready to use.
+//
+// How it reads a [cnicore.InterfaceRequest]: NetNS is the path of the pod's
+// network namespace (CNI_NETNS); ContainerIfName the interface name inside
+// the pod (CNI_IFNAME, usually eth0); HostIfName the host end's name,
+// normally from [PodNetwork.HostIfName]. MTU applies to both ends, 0 means
+// [DefaultMTU]; it must be 68..65535, and at least 1280 when the pod has an
+// IPv6 address. Only the address of each of Addresses matters: they are
+// programmed as /32 and /128 whatever the prefix length says, because the pod
+// reaches everything through the host, never on-link; at least one is
+// required and duplicates are merged. ContainerMAC, if set, is the pod
+// interface's MAC (cni.projectcalico.org/hwAddr); otherwise the kernel picks
+// one.
+type PodNetwork struct {
+	// VethPrefix starts the host ends' names; empty means
+	// [DefaultHostVethPrefix].
+	VethPrefix string
 
 	// inject, in tests, runs before each named step of Setup; an error from
 	// it fails the step, to prove the rollback.
 	inject func(step string) error
+	// machine, in tests, replaces the kernel (nil: realMachine).
+	machine machine
 }
 
-// Result describes what Setup built.
-type Result struct {
-	HostIfName       string
-	HostMAC          net.HardwareAddr
-	ContainerMAC     net.HardwareAddr
-	ContainerIfIndex int
-	// Addresses are the programmed addresses: /32 and /128, deduplicated,
-	// in request order.
-	Addresses []netip.Prefix
-	// SandboxPath is Request.NetNS, for the CNI result's interface sandbox.
-	SandboxPath string
+func (p *PodNetwork) machineOrReal() machine {
+	if p.machine == nil {
+		return realMachine{}
+	}
+	return p.machine
+}
+
+var _ cnicore.PodNetwork = (*PodNetwork)(nil)
+
+// HostIfName names the host end of a pod's veth ([HostVethName]).
+func (p *PodNetwork) HostIfName(namespace, pod string) string {
+	return HostVethName(p.VethPrefix, namespace, pod)
 }
 
 // Setup steps, named for errors and for failure injection in tests.
@@ -89,13 +88,15 @@ const (
 
 // Setup creates the pod's interface as described in the package
 // documentation (CNI ADD). On error nothing it created remains. See the
-// package documentation for which namespace is "host".
-func Setup(ctx context.Context, req Request) (res *Result, err error) {
-	addrs, mtu, err := req.normalize()
+// package documentation for which namespace is "host". The result's
+// addresses are the programmed ones: /32 and /128, deduplicated, in request
+// order.
+func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (res *cnicore.InterfaceResult, err error) {
+	addrs, mtu, err := normalize(req)
 	if err != nil {
 		return nil, fmt.Errorf("invalid pod interface request: %w", err)
 	}
-	s := &setup{ctx: ctx, req: req, addrs: addrs, mtu: mtu, contWhere: containerWhere(req.NetNS)}
+	s := &setup{ctx: ctx, m: p.machineOrReal(), req: req, addrs: addrs, mtu: mtu, contWhere: containerWhere(req.NetNS)}
 	for _, a := range addrs {
 		s.v4 = s.v4 || a.Addr().Is4()
 		s.v6 = s.v6 || a.Addr().Is6()
@@ -114,8 +115,8 @@ func Setup(ctx context.Context, req Request) (res *Result, err error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("setting up pod interface %s before step %s: %w", req.HostIfName, step.name, err)
 		}
-		if req.inject != nil {
-			if err := req.inject(step.name); err != nil {
+		if p.inject != nil {
+			if err := p.inject(step.name); err != nil {
 				return nil, fmt.Errorf("step %s: %w", step.name, err)
 			}
 		}
@@ -151,7 +152,7 @@ func (s *setup) steps() []step {
 
 // normalize validates r and returns its addresses as host prefixes and the
 // effective MTU.
-func (r Request) normalize() ([]netip.Prefix, int, error) {
+func normalize(r cnicore.InterfaceRequest) ([]netip.Prefix, int, error) {
 	if r.NetNS == "" {
 		return nil, 0, errors.New("NetNS (container netns path) is empty")
 	}
@@ -219,40 +220,41 @@ func validIfName(name string) error {
 // setup carries one Setup call's state, including what to undo.
 type setup struct {
 	ctx       context.Context
-	req       Request
+	req       cnicore.InterfaceRequest
 	addrs     []netip.Prefix
 	mtu       int
 	v4, v6    bool
 	contWhere string
 
-	contNS   ns.NetNS
-	host     *netlink.Handle
-	cont     *netlink.Handle
-	hostLink netlink.Link // set once created
-	contLink netlink.Link
+	m        machine
+	contNS   podNS
+	host     netlinkx.Handle
+	cont     netlinkx.Handle
+	hostLink *netlinkx.Link // set once created
+	contLink *netlinkx.Link
 	// addedRoutes are the host routes added so far, for rollback.
-	addedRoutes []*netlink.Route
-	res         *Result
+	addedRoutes []netlinkx.Route
+	res         *cnicore.InterfaceResult
 }
 
 func (s *setup) open() error {
 	var err error
-	if s.host, err = openHandle(s.ctx, netns.None(), hostWhere); err != nil {
+	if s.host, err = s.m.openHost(s.ctx); err != nil {
 		return err
 	}
-	s.contNS, s.cont, err = openContainerNS(s.ctx, s.req.NetNS)
-	return err
+	if s.contNS, err = s.m.openPod(s.ctx, s.req.NetNS); err != nil {
+		return err
+	}
+	s.cont = s.contNS.handle()
+	return nil
 }
 
 func (s *setup) close() {
 	if s.host != nil {
-		s.host.Close()
-	}
-	if s.cont != nil {
-		s.cont.Close()
+		_ = s.host.Close()
 	}
 	if s.contNS != nil {
-		s.contNS.Close()
+		_ = s.contNS.Close()
 	}
 }
 
@@ -267,9 +269,9 @@ func (s *setup) removeStale() error {
 	}
 	if l != nil {
 		if !isVeth(l) {
-			return fmt.Errorf("%s already has a %s interface named %s; refusing to replace a non-veth", hostWhere, l.Type(), name)
+			return fmt.Errorf("%s already has a %s interface named %s; refusing to replace a non-veth", hostWhere, l.Kind, name)
 		}
-		if err := s.host.LinkDel(l); err != nil && !linkGone(err) {
+		if err := s.host.LinkDel(l.Index); err != nil && !netlinkx.IsNotFound(err) {
 			return fmt.Errorf("deleting stale host veth %s in %s: %w", name, hostWhere, err)
 		}
 	}
@@ -280,7 +282,7 @@ func (s *setup) removeStale() error {
 	}
 	if l != nil {
 		return fmt.Errorf("%s already has a %s interface named %s (index %d)",
-			s.contWhere, l.Type(), s.req.ContainerIfName, l.Attrs().Index)
+			s.contWhere, l.Kind, s.req.ContainerIfName, l.Index)
 	}
 	return nil
 }
@@ -289,30 +291,29 @@ func (s *setup) removeStale() error {
 // namespace under its final name: there is never a moment when a half-named
 // or half-placed pair exists.
 func (s *setup) createVeth() error {
-	la := netlink.NewLinkAttrs()
-	la.Name = s.req.HostIfName
-	la.MTU = s.mtu
-	la.HardwareAddr = hostMAC
-	veth := &netlink.Veth{
-		LinkAttrs:        la,
+	l, err := s.host.LinkAdd(netlinkx.NewLink{
+		Name:             s.req.HostIfName,
+		Kind:             "veth",
+		MTU:              s.mtu,
+		HardwareAddr:     hostMAC,
 		PeerName:         s.req.ContainerIfName,
 		PeerHardwareAddr: s.req.ContainerMAC,
-		PeerNamespace:    netlink.NsFd(int(s.contNS.Fd())),
-		PeerTxQLen:       -1,
-	}
-	if err := s.host.LinkAdd(veth); err != nil {
+		PeerNS:           s.cont,
+	})
+	if err != nil {
+		if l.Name != "" {
+			// Created but not read back: rollback finds it by name.
+			s.hostLink = &l
+		}
 		return fmt.Errorf("creating veth %s (%s) <-> %s (%s) with MTU %d: %w",
 			s.req.HostIfName, hostWhere, s.req.ContainerIfName, s.contWhere, s.mtu, err)
 	}
-	s.hostLink = veth // LinkAdd filled in the index; rollback needs only that
-	if veth.Index == 0 {
-		s.hostLink = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.req.HostIfName}}
-	}
-	l, err := s.cont.LinkByName(s.req.ContainerIfName)
+	s.hostLink = &l
+	c, err := s.cont.LinkByName(s.req.ContainerIfName)
 	if err != nil {
 		return fmt.Errorf("looking up new veth end %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
 	}
-	s.contLink = l
+	s.contLink = &c
 	return nil
 }
 
@@ -320,26 +321,24 @@ func (s *setup) containerSysctls() error {
 	if !s.v6 {
 		return nil
 	}
-	return s.contNS.Do(func(ns.NetNS) error {
-		return writeSysctls(s.contWhere, containerSysctls(s.req.ContainerIfName))
-	})
+	return s.contNS.writeSysctls(containerSysctls(s.req.ContainerIfName))
 }
 
 // hostSysctls runs on the calling thread, which is in the host namespace
 // (see the package documentation).
 func (s *setup) hostSysctls() error {
-	return writeSysctls(hostWhere, hostSysctls(s.req.HostIfName, s.v4, s.v6))
+	return s.m.writeHostSysctls(hostSysctls(s.req.HostIfName, s.v4, s.v6))
 }
 
 func (s *setup) hostUp() error {
-	if err := s.host.LinkSetUp(s.hostLink); err != nil {
+	if err := s.host.LinkSetUp(s.hostLink.Index); err != nil {
 		return fmt.Errorf("bringing up %s in %s: %w", s.req.HostIfName, hostWhere, err)
 	}
 	return nil
 }
 
 func (s *setup) containerUp() error {
-	if err := s.cont.LinkSetUp(s.contLink); err != nil {
+	if err := s.cont.LinkSetUp(s.contLink.Index); err != nil {
 		return fmt.Errorf("bringing up %s in %s: %w", s.req.ContainerIfName, s.contWhere, err)
 	}
 	return nil
@@ -347,11 +346,8 @@ func (s *setup) containerUp() error {
 
 func (s *setup) containerAddresses() error {
 	for _, p := range s.addrs {
-		a := &netlink.Addr{IPNet: ipNet(p)}
-		if p.Addr().Is6() {
-			a.Flags = unix.IFA_F_NODAD
-		}
-		if err := s.cont.AddrAdd(s.contLink, a); err != nil {
+		a := netlinkx.Addr{LinkIndex: s.contLink.Index, Prefix: p, NoDAD: p.Addr().Is6()}
+		if err := s.cont.AddrAdd(a); err != nil {
 			return fmt.Errorf("adding address %s to %s in %s: %w", p, s.req.ContainerIfName, s.contWhere, err)
 		}
 	}
@@ -360,22 +356,22 @@ func (s *setup) containerAddresses() error {
 
 // containerRoutes returns the routes Setup puts in the pod, in order (the
 // on-link route to the IPv4 gateway must precede the default route via it).
-func containerRoutes(ifIndex int, v4, v6 bool) []*netlink.Route {
-	var out []*netlink.Route
+func containerRoutes(ifIndex int, v4, v6 bool) []netlinkx.Route {
+	var out []netlinkx.Route
 	if v4 {
 		out = append(out,
-			&netlink.Route{LinkIndex: ifIndex, Dst: ipNet(netip.PrefixFrom(gatewayV4, 32)), Scope: netlink.SCOPE_LINK},
-			&netlink.Route{LinkIndex: ifIndex, Gw: gatewayV4.AsSlice()},
+			netlinkx.Route{LinkIndex: ifIndex, Dst: netip.PrefixFrom(gatewayV4, 32), Scope: netlinkx.ScopeLink},
+			netlinkx.Route{LinkIndex: ifIndex, Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gw: gatewayV4},
 		)
 	}
 	if v6 {
-		out = append(out, &netlink.Route{LinkIndex: ifIndex, Gw: gatewayV6.AsSlice()})
+		out = append(out, netlinkx.Route{LinkIndex: ifIndex, Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gw: gatewayV6})
 	}
 	return out
 }
 
 func (s *setup) containerRoutes() error {
-	for _, r := range containerRoutes(s.contLink.Attrs().Index, s.v4, s.v6) {
+	for _, r := range containerRoutes(s.contLink.Index, s.v4, s.v6) {
 		if err := s.cont.RouteAdd(r); err != nil {
 			return fmt.Errorf("adding route %s in %s: %w", describeRoute(r, s.req.ContainerIfName), s.contWhere, err)
 		}
@@ -383,17 +379,17 @@ func (s *setup) containerRoutes() error {
 	return nil
 }
 
-func hostRoute(ifIndex int, p netip.Prefix) *netlink.Route {
-	r := &netlink.Route{LinkIndex: ifIndex, Dst: ipNet(p), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+func hostRoute(ifIndex int, p netip.Prefix) netlinkx.Route {
+	r := netlinkx.Route{LinkIndex: ifIndex, Dst: p, Protocol: RouteProtocol, Table: netlinkx.TableMain}
 	if p.Addr().Is4() {
-		r.Scope = netlink.SCOPE_LINK
+		r.Scope = netlinkx.ScopeLink
 	}
 	return r
 }
 
 func (s *setup) hostRoutes() error {
 	for _, p := range s.addrs {
-		r := hostRoute(s.hostLink.Attrs().Index, p)
+		r := hostRoute(s.hostLink.Index, p)
 		if err := s.host.RouteAdd(r); err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				err = fmt.Errorf("%w (%s)", err, s.describeExisting(p))
@@ -408,16 +404,21 @@ func (s *setup) hostRoutes() error {
 // describeExisting names the interface that already has a route to p: the
 // likely culprit is a pod whose address was reused before its DEL ran.
 func (s *setup) describeExisting(p netip.Prefix) string {
-	routes, err := netlinkx.RouteListFiltered(s.host, family(p.Addr()),
-		&netlink.Route{Dst: ipNet(p), Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	if err != nil || len(routes) == 0 {
+	routes, err := s.host.RouteList(netlinkx.TableMain)
+	if err != nil {
 		return "a route to it already exists"
 	}
-	dev := fmt.Sprintf("ifindex %d", routes[0].LinkIndex)
-	if l, err := s.host.LinkByIndex(routes[0].LinkIndex); err == nil {
-		dev = l.Attrs().Name
+	for _, r := range routes {
+		if r.Dst != p {
+			continue
+		}
+		dev := fmt.Sprintf("ifindex %d", r.LinkIndex)
+		if l, err := s.host.LinkByIndex(r.LinkIndex); err == nil {
+			dev = l.Name
+		}
+		return fmt.Sprintf("a route to %s already exists via %s", p, dev)
 	}
-	return fmt.Sprintf("a route to %s already exists via %s", p, dev)
+	return "a route to it already exists"
 }
 
 // linkReadyTimeout bounds waitReady. The kernel's linkwatch handles a
@@ -456,19 +457,20 @@ func (s *setup) waitReady() error {
 
 // linkReady reports whether linkwatch has processed the link's carrier:
 // it sets the operational state and activates the qdisc in the same step.
-func linkReady(h *netlink.Handle, name string) bool {
+func linkReady(h netlinkx.Handle, name string) bool {
 	l, err := h.LinkByName(name)
-	return err == nil && l.Attrs().OperState == netlink.OperUp
+	return err == nil && l.OperUp
 }
 
 func (s *setup) buildResult() error {
-	s.res = &Result{
-		HostIfName:       s.req.HostIfName,
-		HostMAC:          slices.Clone(hostMAC),
-		ContainerMAC:     slices.Clone(s.contLink.Attrs().HardwareAddr),
-		ContainerIfIndex: s.contLink.Attrs().Index,
-		Addresses:        slices.Clone(s.addrs),
-		SandboxPath:      s.req.NetNS,
+	s.res = &cnicore.InterfaceResult{
+		HostIfName:   s.req.HostIfName,
+		HostMAC:      slices.Clone(hostMAC),
+		ContainerMAC: slices.Clone(s.contLink.HardwareAddr),
+		Addresses:    slices.Clone(s.addrs),
+		SandboxPath:  s.req.NetNS,
+		GatewayV4:    gatewayV4,
+		GatewayV6:    gatewayV6,
 	}
 	return nil
 }
@@ -480,18 +482,23 @@ func (s *setup) buildResult() error {
 func (s *setup) rollback() error {
 	var errs []error
 	for _, r := range slices.Backward(s.addedRoutes) {
-		if err := s.host.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !linkGone(err) {
+		if err := s.host.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !netlinkx.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting route %s in %s: %w", describeRoute(r, s.req.HostIfName), hostWhere, err))
 		}
 	}
 	if s.hostLink != nil {
-		err := s.host.LinkDel(s.hostLink)
+		err := errNoIndex
+		if s.hostLink.Index != 0 {
+			err = s.host.LinkDel(s.hostLink.Index)
+		} else if l, lerr := linkByName(s.host, s.req.HostIfName); lerr == nil && l != nil && isVeth(l) {
+			err = s.host.LinkDel(l.Index)
+		}
 		switch {
 		case err == nil:
-		case linkGone(err):
+		case errors.Is(err, errNoIndex) || netlinkx.IsNotFound(err):
 			// Host end already gone; make sure the container end is too.
 			if l, lerr := linkByName(s.cont, s.req.ContainerIfName); lerr == nil && l != nil && isVeth(l) {
-				if err := s.cont.LinkDel(l); err != nil && !linkGone(err) {
+				if err := s.cont.LinkDel(l.Index); err != nil && !netlinkx.IsNotFound(err) {
 					errs = append(errs, fmt.Errorf("deleting %s in %s: %w", s.req.ContainerIfName, s.contWhere, err))
 				}
 			}
@@ -502,24 +509,27 @@ func (s *setup) rollback() error {
 	return errors.Join(errs...)
 }
 
+// errNoIndex marks a host veth that was never read back (rollback looks it up by name).
+var errNoIndex = errors.New("host veth index unknown")
+
 // describeRoute renders r roughly as `ip route` would, for errors.
-func describeRoute(r *netlink.Route, dev string) string {
+func describeRoute(r netlinkx.Route, dev string) string {
 	var b strings.Builder
-	switch p, ok := prefixOf(r.Dst); {
-	case ok && p.Bits() != 0:
-		b.WriteString(p.String())
+	switch {
+	case r.Dst.IsValid() && r.Dst.Bits() != 0:
+		b.WriteString(r.Dst.String())
 	default:
 		b.WriteString("default")
 	}
-	if r.Gw != nil {
+	if r.Gw.IsValid() {
 		fmt.Fprintf(&b, " via %s", r.Gw)
 	}
 	fmt.Fprintf(&b, " dev %s", dev)
-	if r.Scope == netlink.SCOPE_LINK {
+	if r.Scope == netlinkx.ScopeLink {
 		b.WriteString(" scope link")
 	}
 	if r.Protocol != 0 {
-		fmt.Fprintf(&b, " proto %d", int(r.Protocol))
+		fmt.Fprintf(&b, " proto %d", r.Protocol)
 	}
 	return b.String()
 }

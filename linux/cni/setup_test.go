@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/cnitest"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -28,32 +29,32 @@ func TestSetup(t *testing.T) {
 	const hostIf = "cali0123456789a"
 	tests := []struct {
 		name      string
-		req       Request // NetNS and HostIfName filled in per test
+		req       cnicore.InterfaceRequest // NetNS and HostIfName filled in per test
 		wantAddrs []string
 		wantMTU   int
 	}{
 		{
 			name:      "ipv4, prefix length ignored, default MTU",
-			req:       Request{ContainerIfName: "eth0", Addresses: prefixes("10.65.0.7/26")},
+			req:       cnicore.InterfaceRequest{ContainerIfName: "eth0", Addresses: prefixes("10.65.0.7/26")},
 			wantAddrs: []string{"10.65.0.7/32"},
 			wantMTU:   1500,
 		},
 		{
 			name:      "ipv6 with jumbo MTU",
-			req:       Request{ContainerIfName: "eth0", MTU: 9000, Addresses: prefixes("fd00:65::7/122")},
+			req:       cnicore.InterfaceRequest{ContainerIfName: "eth0", MTU: 9000, Addresses: prefixes("fd00:65::7/122")},
 			wantAddrs: []string{"fd00:65::7/128"},
 			wantMTU:   9000,
 		},
 		{
 			name: "dual stack, fixed pod MAC, other interface name",
-			req: Request{ContainerIfName: "net1", MTU: 1450, Addresses: prefixes("10.65.0.8/32", "fd00:65::8/128"),
+			req: cnicore.InterfaceRequest{ContainerIfName: "net1", MTU: 1450, Addresses: prefixes("10.65.0.8/32", "fd00:65::8/128"),
 				ContainerMAC: net.HardwareAddr{0x02, 0x42, 0xac, 0x11, 0x00, 0x08}},
 			wantAddrs: []string{"10.65.0.8/32", "fd00:65::8/128"},
 			wantMTU:   1450,
 		},
 		{
 			name:      "duplicate addresses merged",
-			req:       Request{ContainerIfName: "eth0", Addresses: prefixes("10.65.0.9/32", "10.65.0.9/24", "10.65.0.10/32")},
+			req:       cnicore.InterfaceRequest{ContainerIfName: "eth0", Addresses: prefixes("10.65.0.9/32", "10.65.0.9/24", "10.65.0.10/32")},
 			wantAddrs: []string{"10.65.0.10/32", "10.65.0.9/32"},
 			wantMTU:   1500,
 		},
@@ -136,15 +137,16 @@ func TestSetup(t *testing.T) {
 				}
 			}
 
-			wantRes := &Result{
-				HostIfName:       hostIf,
-				HostMAC:          net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee},
-				ContainerMAC:     mustMAC(t, gotCont.MAC),
-				ContainerIfIndex: linkIndex(t, pod, req.ContainerIfName),
-				Addresses:        prefixes(wantResultAddrs...),
-				SandboxPath:      pod.Path(),
+			wantRes := &cnicore.InterfaceResult{
+				HostIfName:   hostIf,
+				HostMAC:      net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee},
+				ContainerMAC: mustMAC(t, gotCont.MAC),
+				Addresses:    prefixes(wantResultAddrs...),
+				SandboxPath:  pod.Path(),
+				GatewayV4:    netip.MustParseAddr(GatewayV4),
+				GatewayV6:    netip.MustParseAddr(GatewayV6),
 			}
-			if diff := cmp.Diff(wantRes, res, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+			if diff := cmp.Diff(wantRes, res, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 				cmpopts.SortSlices(func(a, b netip.Prefix) bool { return a.String() < b.String() })); diff != "" {
 				t.Errorf("Result (-want +got):\n%s", diff)
 			}
@@ -167,15 +169,6 @@ func mustMAC(t testing.TB, s string) net.HardwareAddr {
 	return m
 }
 
-func linkIndex(t testing.TB, n ns.NetNS, name string) int {
-	t.Helper()
-	l, err := cnitest.Handle(t, n).LinkByName(name)
-	if err != nil {
-		t.Fatalf("looking up %s in %s: %v", name, n.Path(), err)
-	}
-	return l.Attrs().Index
-}
-
 // TestSetupReplacesStale covers Calico's "delete any stale host veth of the
 // same name first", for an orphan and for the pod's previous sandbox.
 func TestSetupReplacesStale(t *testing.T) {
@@ -184,7 +177,7 @@ func TestSetupReplacesStale(t *testing.T) {
 	t.Run("orphan host veth", func(t *testing.T) {
 		node, pod := newNode(t), cnitest.NewNS(t)
 		addVethIn(t, node, hostIf, "stalepeer")
-		req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.1.1/32")}
+		req := cnicore.InterfaceRequest{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.1.1/32")}
 		mustSetup(t, node, req)
 		if snapshot(t, node, "stalepeer") != nil {
 			t.Error("stale peer stalepeer still exists; the stale pair was not deleted")
@@ -195,7 +188,7 @@ func TestSetupReplacesStale(t *testing.T) {
 	})
 	t.Run("previous sandbox of the same pod", func(t *testing.T) {
 		node, oldPod, newPod := newNode(t), cnitest.NewNS(t), cnitest.NewNS(t)
-		old := Request{NetNS: oldPod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.1.2/32")}
+		old := cnicore.InterfaceRequest{NetNS: oldPod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.1.2/32")}
 		mustSetup(t, node, old)
 		cur := old
 		cur.NetNS, cur.Addresses = newPod.Path(), prefixes("10.65.1.3/32")
@@ -251,24 +244,24 @@ func TestSetupFailures(t *testing.T) {
 		name string
 		// prepare may change the request and the namespaces before Setup;
 		// it returns what it added that must survive.
-		prepare  func(t *testing.T, node, pod ns.NetNS, req *Request) keep
+		prepare  func(t *testing.T, node, pod ns.NetNS, req *cnicore.InterfaceRequest) keep
 		ctx      context.Context
 		wantErr  []string // substrings
 		wantIsCt bool
 	}{
 		{
 			name:    "MTU above the veth maximum",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep { req.MTU = 70000; return keep{} },
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep { req.MTU = 70000; return keep{} },
 			wantErr: []string{"MTU 70000 out of range"},
 		},
 		{
 			name:    "MTU below the IPv4 minimum",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep { req.MTU = 60; return keep{} },
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep { req.MTU = 60; return keep{} },
 			wantErr: []string{"MTU 60 out of range"},
 		},
 		{
 			name: "MTU below the IPv6 minimum",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep {
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.MTU, req.Addresses = 1200, prefixes("fd00:65::1/128")
 				return keep{}
 			},
@@ -276,7 +269,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "container interface name taken by a non-veth",
-			prepare: func(t *testing.T, _, pod ns.NetNS, _ *Request) keep {
+			prepare: func(t *testing.T, _, pod ns.NetNS, _ *cnicore.InterfaceRequest) keep {
 				addBridgeIn(t, pod, "eth0")
 				return keep{pod: []string{"eth0"}}
 			},
@@ -284,7 +277,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "container interface name taken by another pod interface",
-			prepare: func(t *testing.T, node, pod ns.NetNS, req *Request) keep {
+			prepare: func(t *testing.T, node, pod ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				other := *req
 				other.HostIfName, other.Addresses = "caliother000001", prefixes("10.65.2.99/32")
 				mustSetup(t, node, other)
@@ -294,7 +287,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "netns path does not exist",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep {
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.NetNS = "/run/netns/does-not-exist"
 				return keep{}
 			},
@@ -302,7 +295,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "netns path is not a netns",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep {
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.NetNS = notNS
 				return keep{}
 			},
@@ -310,7 +303,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "host interface name taken by a non-veth",
-			prepare: func(t *testing.T, node, _ ns.NetNS, _ *Request) keep {
+			prepare: func(t *testing.T, node, _ ns.NetNS, _ *cnicore.InterfaceRequest) keep {
 				addBridgeIn(t, node, hostIf)
 				return keep{node: []string{hostIf}}
 			},
@@ -321,7 +314,7 @@ func TestSetupFailures(t *testing.T) {
 			// and pod routes exist, and after the first host route: the
 			// rollback must remove all of it.
 			name: "host route conflicts with another interface",
-			prepare: func(t *testing.T, node, _ ns.NetNS, req *Request) keep {
+			prepare: func(t *testing.T, node, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.Addresses = prefixes("10.65.2.1/32", "fd00:65::2:1/128", "10.65.2.2/32")
 				h := cnitest.Handle(t, node)
 				up, err := h.LinkByName("uplink0")
@@ -337,7 +330,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "invalid container MAC",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep {
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.ContainerMAC = net.HardwareAddr{1, 2, 3, 4, 5, 6}
 				return keep{}
 			},
@@ -345,7 +338,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "no addresses",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep {
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.Addresses = nil
 				return keep{}
 			},
@@ -353,7 +346,7 @@ func TestSetupFailures(t *testing.T) {
 		},
 		{
 			name: "host name too long",
-			prepare: func(_ *testing.T, _, _ ns.NetNS, req *Request) keep {
+			prepare: func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) keep {
 				req.HostIfName = "cali0123456789abc"
 				return keep{}
 			},
@@ -369,7 +362,7 @@ func TestSetupFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			node, pod := newNode(t), cnitest.NewNS(t)
-			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.2.1/32")}
+			req := cnicore.InterfaceRequest{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf, Addresses: prefixes("10.65.2.1/32")}
 			var k keep
 			if tt.prepare != nil {
 				k = tt.prepare(t, node, pod, &req)
@@ -378,9 +371,9 @@ func TestSetupFailures(t *testing.T) {
 			if ctx == nil {
 				ctx = t.Context()
 			}
-			var res *Result
+			var res *cnicore.InterfaceResult
 			var err error
-			doIn(t, node, func() error { res, err = Setup(ctx, req); return nil })
+			doIn(t, node, func() error { res, err = (&PodNetwork{}).Setup(ctx, req); return nil })
 			if err == nil {
 				t.Fatalf("Setup succeeded (%+v), want error containing %q", res, tt.wantErr)
 			}
@@ -411,21 +404,21 @@ func TestSetupRollbackEveryStep(t *testing.T) {
 		step := st.name
 		t.Run(step, func(t *testing.T) {
 			injected := fmt.Errorf("injected failure at %s", step)
-			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
-				Addresses: prefixes("10.65.3.1/32", "fd00:65::3:1/128", "10.65.3.2/32"),
-				inject: func(s string) error {
-					if s == step {
-						return injected
-					}
-					return nil
-				}}
-			_, err := setupIn(t, node, req)
+			req := cnicore.InterfaceRequest{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
+				Addresses: prefixes("10.65.3.1/32", "fd00:65::3:1/128", "10.65.3.2/32")}
+			failing := &PodNetwork{inject: func(s string) error {
+				if s == step {
+					return injected
+				}
+				return nil
+			}}
+			var err error
+			doIn(t, node, func() error { _, err = failing.Setup(context.Background(), req); return nil })
 			if !errors.Is(err, injected) {
 				t.Fatalf("Setup error = %v, want the injected failure", err)
 			}
 			assertClean(t, node, pod, keep{})
 
-			req.inject = nil
 			mustSetup(t, node, req)
 			if err := checkIn(t, node, req); err != nil {
 				t.Errorf("Check after retried Setup: %v", err)

@@ -7,8 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"github.com/tortie-net/tortie/linux/netlinkx"
 )
 
 // Teardown removes a pod's interface (CNI DEL). It is idempotent and
@@ -25,7 +24,7 @@ import (
 // sandbox must not cut it off. Interfaces that are not veths are never ours.
 //
 // Any of the three arguments may be empty to skip that part.
-func Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string) error {
+func (p *PodNetwork) Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tearing down pod interface %s: %w", hostIfName, err)
 	}
@@ -40,21 +39,22 @@ func Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string
 		}
 	}
 
-	host, err := openHandle(ctx, netns.None(), hostWhere)
+	m := p.machineOrReal()
+	host, err := m.openHost(ctx)
 	if err != nil {
 		return err
 	}
-	defer host.Close()
+	defer host.Close() //nolint:errcheck // nothing to flush
 
 	var errs []error
 	contID := -1 // the container namespace's id as the host sees it
 	if netnsPath != "" {
-		contNS, cont, err := openContainerNS(ctx, netnsPath)
+		contNS, err := m.openPod(ctx, netnsPath)
 		switch {
 		case err == nil:
-			defer contNS.Close()
-			defer cont.Close()
-			contID = netnsID(host, contNS.Fd())
+			defer contNS.Close() //nolint:errcheck // nothing to flush
+			cont := contNS.handle()
+			contID = host.NetNSID(cont)
 			if containerIfName != "" {
 				if err := deleteVeth(cont, containerIfName, containerWhere(netnsPath)); err != nil {
 					errs = append(errs, err)
@@ -79,8 +79,8 @@ func Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string
 			// NetNsID < 0: the peer is in the host namespace too (an
 			// orphan); == contID: the peer is in the namespace we are
 			// tearing down.
-			if peerID := l.Attrs().NetNsID; peerID < 0 || (contID >= 0 && peerID == contID) {
-				if err := host.LinkDel(l); err != nil && !linkGone(err) {
+			if peerID := l.PeerNetNSID; peerID < 0 || (contID >= 0 && peerID == contID) {
+				if err := host.LinkDel(l.Index); err != nil && !netlinkx.IsNotFound(err) {
 					errs = append(errs, fmt.Errorf("deleting veth %s in %s: %w", hostIfName, hostWhere, err))
 				}
 			}
@@ -93,7 +93,7 @@ func Teardown(ctx context.Context, netnsPath, containerIfName, hostIfName string
 }
 
 // deleteVeth deletes the veth called name in h's namespace, if there is one.
-func deleteVeth(h *netlink.Handle, name, where string) error {
+func deleteVeth(h netlinkx.Handle, name, where string) error {
 	l, err := linkByName(h, name)
 	if err != nil {
 		return fmt.Errorf("looking up %s in %s: %w", name, where, err)
@@ -101,7 +101,7 @@ func deleteVeth(h *netlink.Handle, name, where string) error {
 	if l == nil || !isVeth(l) {
 		return nil
 	}
-	if err := h.LinkDel(l); err != nil && !linkGone(err) {
+	if err := h.LinkDel(l.Index); err != nil && !netlinkx.IsNotFound(err) {
 		return fmt.Errorf("deleting veth %s in %s: %w", name, where, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/linux/cnitest"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -20,7 +21,7 @@ func TestTeardown(t *testing.T) {
 		name string
 		// prepare builds the state to tear down; the request is the one
 		// Teardown is called for.
-		prepare func(t *testing.T, node, pod ns.NetNS, req Request)
+		prepare func(t *testing.T, node, pod ns.NetNS, req cnicore.InterfaceRequest)
 		// keep is what must remain afterwards.
 		keep keep
 		// afterwards runs extra assertions.
@@ -28,14 +29,14 @@ func TestTeardown(t *testing.T) {
 	}{
 		{
 			name:    "after Setup",
-			prepare: func(t *testing.T, node, _ ns.NetNS, req Request) { mustSetup(t, node, req) },
+			prepare: func(t *testing.T, node, _ ns.NetNS, req cnicore.InterfaceRequest) { mustSetup(t, node, req) },
 		},
 		{
 			name: "nothing was ever set up",
 		},
 		{
 			name: "netns already deleted",
-			prepare: func(t *testing.T, node, pod ns.NetNS, req Request) {
+			prepare: func(t *testing.T, node, pod ns.NetNS, req cnicore.InterfaceRequest) {
 				mustSetup(t, node, req)
 				cnitest.DeleteNS(pod)
 			},
@@ -49,17 +50,17 @@ func TestTeardown(t *testing.T) {
 		},
 		{
 			name: "crash in the middle of Setup",
-			prepare: func(t *testing.T, node, _ ns.NetNS, req Request) {
+			prepare: func(t *testing.T, node, _ ns.NetNS, req cnicore.InterfaceRequest) {
 				// A panic skips Setup's rollback, like a killed process.
-				req.inject = func(step string) error {
+				crashing := &PodNetwork{inject: func(step string) error {
 					if step == stepContAddrs {
 						panic("simulated crash")
 					}
 					return nil
-				}
+				}}
 				doIn(t, node, func() error {
 					defer func() { _ = recover() }()
-					_, _ = Setup(context.Background(), req)
+					_, _ = crashing.Setup(context.Background(), req)
 					return nil
 				})
 				if snapshot(t, node, hostIf) == nil {
@@ -69,13 +70,13 @@ func TestTeardown(t *testing.T) {
 		},
 		{
 			name: "stale host veth without a pod end",
-			prepare: func(t *testing.T, node, _ ns.NetNS, _ Request) {
+			prepare: func(t *testing.T, node, _ ns.NetNS, _ cnicore.InterfaceRequest) {
 				addVethIn(t, node, hostIf, "stalepeer")
 			},
 		},
 		{
 			name: "host name now belongs to a newer sandbox of the pod",
-			prepare: func(t *testing.T, node, pod ns.NetNS, req Request) {
+			prepare: func(t *testing.T, node, pod ns.NetNS, req cnicore.InterfaceRequest) {
 				mustSetup(t, node, req) // the old sandbox...
 				newer := cnitest.NewNS(t)
 				cur := req
@@ -91,7 +92,7 @@ func TestTeardown(t *testing.T) {
 		},
 		{
 			name: "pod interface name is not a veth",
-			prepare: func(t *testing.T, _, pod ns.NetNS, _ Request) {
+			prepare: func(t *testing.T, _, pod ns.NetNS, _ cnicore.InterfaceRequest) {
 				addBridgeIn(t, pod, "eth0")
 			},
 			keep: keep{pod: []string{"eth0"}},
@@ -100,7 +101,7 @@ func TestTeardown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			node, pod := newNode(t), cnitest.NewNS(t)
-			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
+			req := cnicore.InterfaceRequest{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
 				Addresses: prefixes("10.65.5.1/32", "fd00:65::5:1/128")}
 			if tt.prepare != nil {
 				tt.prepare(t, node, pod, req)
@@ -146,7 +147,7 @@ func TestTeardownErrors(t *testing.T) {
 				ctx = t.Context()
 			}
 			var err error
-			doIn(t, node, func() error { err = Teardown(ctx, tt.netns, tt.contIf, tt.host); return nil })
+			doIn(t, node, func() error { err = (&PodNetwork{}).Teardown(ctx, tt.netns, tt.contIf, tt.host); return nil })
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Teardown: %v", err)
@@ -186,27 +187,27 @@ func TestCheck(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		mutate  func(t *testing.T, node, pod ns.NetNS, req *Request)
+		mutate  func(t *testing.T, node, pod ns.NetNS, req *cnicore.InterfaceRequest)
 		wantErr []string // substrings; none means Check passes
 	}{
 		{name: "untouched"},
 		{
 			name: "pod default route removed",
-			mutate: func(t *testing.T, _, pod ns.NetNS, _ *Request) {
+			mutate: func(t *testing.T, _, pod ns.NetNS, _ *cnicore.InterfaceRequest) {
 				delRoute(t, pod, "eth0", func(r netlink.Route) bool { return r.Gw != nil && r.Gw.To4() != nil })
 			},
 			wantErr: []string{"route default via 169.254.1.1 dev eth0 is missing from container netns"},
 		},
 		{
 			name: "pod IPv6 default route removed",
-			mutate: func(t *testing.T, _, pod ns.NetNS, _ *Request) {
+			mutate: func(t *testing.T, _, pod ns.NetNS, _ *cnicore.InterfaceRequest) {
 				delRoute(t, pod, "eth0", func(r netlink.Route) bool { return r.Gw != nil && r.Gw.To4() == nil })
 			},
 			wantErr: []string{"route default via fe80::ecee:eeff:feee:eeee dev eth0 is missing from container netns"},
 		},
 		{
 			name: "pod address removed",
-			mutate: func(t *testing.T, _, pod ns.NetNS, req *Request) {
+			mutate: func(t *testing.T, _, pod ns.NetNS, req *cnicore.InterfaceRequest) {
 				h := cnitest.Handle(t, pod)
 				l, err := h.LinkByName("eth0")
 				if err != nil {
@@ -223,14 +224,14 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "host route removed",
-			mutate: func(t *testing.T, node, _ ns.NetNS, _ *Request) {
+			mutate: func(t *testing.T, node, _ ns.NetNS, _ *cnicore.InterfaceRequest) {
 				delRoute(t, node, hostIf, func(r netlink.Route) bool { return r.Dst != nil && r.Dst.IP.To4() != nil })
 			},
 			wantErr: []string{"route 10.65.6.1/32 dev " + hostIf + " scope link proto 116 is missing from host netns"},
 		},
 		{
 			name: "host veth down",
-			mutate: func(t *testing.T, node, _ ns.NetNS, _ *Request) {
+			mutate: func(t *testing.T, node, _ ns.NetNS, _ *cnicore.InterfaceRequest) {
 				h := cnitest.Handle(t, node)
 				l, err := h.LinkByName(hostIf)
 				if err != nil {
@@ -245,7 +246,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "proxy ARP off",
-			mutate: func(t *testing.T, node, _ ns.NetNS, _ *Request) {
+			mutate: func(t *testing.T, node, _ ns.NetNS, _ *cnicore.InterfaceRequest) {
 				doIn(t, node, func() error {
 					return writeSysctls("test", []sysctl{netConf("ipv4", hostIf, "proxy_arp", "0")})
 				})
@@ -254,12 +255,12 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:    "different MTU requested",
-			mutate:  func(_ *testing.T, _, _ ns.NetNS, req *Request) { req.MTU = 1400 },
+			mutate:  func(_ *testing.T, _, _ ns.NetNS, req *cnicore.InterfaceRequest) { req.MTU = 1400 },
 			wantErr: []string{"eth0 in container netns", "has MTU 1500, want 1400", hostIf + " in host netns has MTU 1500, want 1400"},
 		},
 		{
 			name: "veth gone",
-			mutate: func(t *testing.T, node, _ ns.NetNS, _ *Request) {
+			mutate: func(t *testing.T, node, _ ns.NetNS, _ *cnicore.InterfaceRequest) {
 				h := cnitest.Handle(t, node)
 				l, err := h.LinkByName(hostIf)
 				if err != nil {
@@ -273,7 +274,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "host end paired with another pod",
-			mutate: func(t *testing.T, node, pod ns.NetNS, req *Request) {
+			mutate: func(t *testing.T, node, pod ns.NetNS, req *cnicore.InterfaceRequest) {
 				// Same host name, other sandbox: this pod's pair is gone
 				// and the name now leads elsewhere.
 				other := *req
@@ -285,14 +286,14 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:    "netns gone",
-			mutate:  func(_ *testing.T, _, pod ns.NetNS, _ *Request) { cnitest.DeleteNS(pod) },
+			mutate:  func(_ *testing.T, _, pod ns.NetNS, _ *cnicore.InterfaceRequest) { cnitest.DeleteNS(pod) },
 			wantErr: []string{"opening container netns"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			node, pod := newNode(t), cnitest.NewNS(t)
-			req := Request{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
+			req := cnicore.InterfaceRequest{NetNS: pod.Path(), ContainerIfName: "eth0", HostIfName: hostIf,
 				Addresses: prefixes("10.65.6.1/32", "fd00:65::6:1/128")}
 			mustSetup(t, node, req)
 			if tt.mutate != nil {

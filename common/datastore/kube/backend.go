@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -18,9 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config/kubeconfig"
 	"github.com/tortie-net/tortie/common/datastore"
 )
 
@@ -113,20 +112,12 @@ func restConfig(cfg Config) (*rest.Config, error) {
 	if cfg.RESTConfig != nil {
 		return cfg.RESTConfig, nil
 	}
-	if cfg.Kubeconfig == "" {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("no kubeconfig given and not running in a pod (%w): set the kubeconfig "+
-				"path (KUBECONFIG, or kubeconfig in the datastore config)", err)
-		}
-		return rc, nil
+	rc, err := kubeconfig.LoadSource(kubeconfig.Source{Path: cfg.Kubeconfig}, kubeconfig.Options{})
+	if err != nil && cfg.Kubeconfig == "" {
+		return nil, fmt.Errorf("no kubeconfig given and not running in a pod (%w): set the kubeconfig "+
+			"path (KUBECONFIG, or kubeconfig in the datastore config)", err)
 	}
-	rules := &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(cfg.Kubeconfig)}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig %s: %w", cfg.Kubeconfig, err)
-	}
-	return rc, nil
+	return rc, err
 }
 
 // Ping asks the API server's /readyz endpoint, which also fails while the API server cannot reach etcd.

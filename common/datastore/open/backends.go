@@ -14,21 +14,33 @@ import (
 func init() {
 	connectEtcd = func(_ context.Context, cfg Config, log *slog.Logger) (datastore.Backend, error) {
 		be, err := etcd.New(etcd.Config{
-			Endpoints:  cfg.EtcdEndpoints,
-			CACertFile: cfg.EtcdCACertFile,
-			CertFile:   cfg.EtcdCertFile,
-			KeyFile:    cfg.EtcdKeyFile,
-			Username:   cfg.EtcdUsername,
-			Password:   cfg.EtcdPassword,
-			Logger:     log,
+			Endpoints:      cfg.EtcdEndpoints,
+			CACertFile:     cfg.EtcdCACertFile,
+			CertFile:       cfg.EtcdCertFile,
+			KeyFile:        cfg.EtcdKeyFile,
+			Username:       cfg.EtcdUsername,
+			Password:       cfg.EtcdPassword,
+			Prefix:         cfg.EtcdKeyPrefix,
+			DialTimeout:    cfg.Tuning.DialTimeout,
+			RequestTimeout: cfg.Tuning.RequestTimeout,
+			Logger:         log,
 		})
 		if err != nil {
 			return nil, err
 		}
+		if cfg.Tuning.Preconnect {
+			// gRPC connects on the first request; starting now overlaps the handshake with the
+			// caller's own start-up work.
+			be.Client().ActiveConnection().Connect()
+		}
 		return be, nil
 	}
 	connectKube = func(_ context.Context, cfg Config, log *slog.Logger) (datastore.Backend, error) {
-		be, err := kube.New(kube.Config{Kubeconfig: cfg.Kubeconfig, Logger: log})
+		rc, err := cfg.LoadREST()
+		if err != nil {
+			return nil, err
+		}
+		be, err := kube.New(kube.Config{RESTConfig: rc, RequestTimeout: cfg.Tuning.RequestTimeout, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,9 @@
 // Package open chooses and connects the datastore a command-line tool talks to, the way calicoctl does:
-// from DATASTORE_TYPE, ETCD_ENDPOINTS, KUBECONFIG and friends (also with the CALICO_ and TORTIE_ prefixes),
-// or from a calicoctl-style CalicoAPIConfig file.
+// from DATASTORE_TYPE, ETCD_ENDPOINTS, KUBECONFIG and friends (read under common/config's one alias rule:
+// TORTIE_X over X over CALICO_X), or from a calicoctl-style CalicoAPIConfig file; kubeconfig paths are
+// resolved and loaded by common/config/kubeconfig. New builds a backend without contacting it (the CNI
+// plugin, with short timeouts and a preconnect, from its own config's fields); Open also pings it.
+// Every tortie binary selects its datastore here.
 //
 // Resolve is pure (it reads only the getenv function and the config file it is given) so that the choice can
 // be tested without a datastore; FromEnv resolves, connects and pings, and turns a failure into an error that

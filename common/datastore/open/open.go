@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/rest"
+
+	"github.com/tortie-net/tortie/common/config"
+	"github.com/tortie-net/tortie/common/config/kubeconfig"
 	"github.com/tortie-net/tortie/common/datastore"
 )
 
@@ -71,6 +75,44 @@ type Config struct {
 	// kubectl does); empty with InCluster means the pod's service account.
 	Kubeconfig string
 	InCluster  bool
+
+	// EtcdKeyPrefix puts every etcd key under this prefix (the CNI config's etcd_key_prefix); empty
+	// means Calico's layout at the root.
+	EtcdKeyPrefix string
+	// Tuning adjusts the connection; the zero value keeps the backends' defaults.
+	Tuning Tuning
+	// RESTConfig, when set, is the already loaded Kubernetes client configuration (see LoadREST); the
+	// kubernetes backend uses it instead of loading Kubeconfig again.
+	RESTConfig *rest.Config
+}
+
+// Tuning adjusts how a backend connects. Short-lived callers (the CNI plugin, whose runtime is waiting)
+// set short timeouts and Preconnect; the agent and the CLI keep the defaults.
+type Tuning struct {
+	// DialTimeout bounds establishing an etcd connection; RequestTimeout bounds each request (etcd and
+	// Kubernetes API).
+	DialTimeout, RequestTimeout time.Duration
+	// Preconnect starts the etcd connection when the backend is built, so that the gRPC (and TLS)
+	// handshake overlaps the caller's own start-up work instead of delaying its first request.
+	Preconnect bool
+	// UserAgent, QPS and Burst of the Kubernetes API client.
+	UserAgent string
+	QPS       float32
+	Burst     int
+}
+
+// LoadREST loads the Kubernetes client configuration c names (Kubeconfig, or the pod's service account
+// when InCluster) with c.Tuning applied, through common/config/kubeconfig, the one loader.
+func (c Config) LoadREST() (*rest.Config, error) {
+	if c.RESTConfig != nil {
+		return c.RESTConfig, nil
+	}
+	src := kubeconfig.Source{Path: c.Kubeconfig, From: c.Source}
+	if c.Kubeconfig == "" {
+		src.From = "in-cluster"
+	}
+	return kubeconfig.LoadSource(src, kubeconfig.Options{UserAgent: c.Tuning.UserAgent, Timeout: c.Tuning.RequestTimeout,
+		QPS: c.Tuning.QPS, Burst: c.Tuning.Burst})
 }
 
 // Where describes the datastore location for messages.
@@ -87,20 +129,6 @@ func (c Config) Where() string {
 	return string(c.Type) + " datastore"
 }
 
-// variable prefixes, most specific first: TORTIE_X beats CALICO_X beats X.
-var prefixes = []string{"TORTIE_", "CALICO_", ""}
-
-// lookup returns the first non-empty value of name under the accepted prefixes, and the variable it was
-// found in.
-func lookup(getenv func(string) string, name string) (value, from string) {
-	for _, p := range prefixes {
-		if v := strings.TrimSpace(getenv(p + name)); v != "" {
-			return v, p + name
-		}
-	}
-	return "", ""
-}
-
 // setting is one value with where it came from.
 type setting struct{ value, from string }
 
@@ -108,7 +136,7 @@ func pick(file setting, getenv func(string) string, env string) setting {
 	if file.value != "" {
 		return file
 	}
-	v, from := lookup(getenv, env)
+	v, from := config.Lookup(getenv, env)
 	return setting{v, from}
 }
 
@@ -130,11 +158,19 @@ func Resolve(getenv func(string) string, flags Overrides) (Config, error) {
 
 	dsType := pick(setting{fs.DatastoreType, "spec.datastoreType in " + flags.ConfigFile}, getenv, "DATASTORE_TYPE")
 	endpoints := pick(setting{fs.EtcdEndpoints, "spec.etcdEndpoints in " + flags.ConfigFile}, getenv, "ETCD_ENDPOINTS")
-	kubeconfig := setting{flags.Kubeconfig, "--kubeconfig"}
-	if kubeconfig.value == "" {
-		kubeconfig = pick(setting{fs.Kubeconfig, "spec.kubeconfig in " + flags.ConfigFile}, getenv, "KUBECONFIG")
+	explicit, explicitFrom := flags.Kubeconfig, "--kubeconfig"
+	if explicit == "" {
+		explicit, explicitFrom = fs.Kubeconfig, "spec.kubeconfig in "+flags.ConfigFile
 	}
-	inCluster := getenv("KUBERNETES_SERVICE_HOST") != "" && getenv("KUBERNETES_SERVICE_PORT") != ""
+	var kubeconfigSet setting
+	inCluster := false
+	switch src, err := kubeconfig.Resolve(getenv, explicit, kubeconfig.Options{ExplicitFrom: explicitFrom}); {
+	case err != nil:
+	case src.Path != "":
+		kubeconfigSet = setting{src.Path, src.From}
+	default:
+		inCluster = true
+	}
 
 	cfg := Config{
 		EtcdUsername:   pick(fromFile(fs.EtcdUsername), getenv, "ETCD_USERNAME").value,
@@ -158,8 +194,8 @@ func Resolve(getenv func(string) string, flags Overrides) (Config, error) {
 		cfg.Type, cfg.Reason = flags.DefaultType, "it is the default for this command"
 	case endpoints.value != "":
 		cfg.Type, cfg.Reason = EtcdV3, endpoints.from+" is set"
-	case kubeconfig.value != "":
-		cfg.Type, cfg.Reason = Kubernetes, kubeconfig.from+" is set"
+	case kubeconfigSet.value != "":
+		cfg.Type, cfg.Reason = Kubernetes, kubeconfigSet.from+" is set"
 	case inCluster:
 		cfg.Type, cfg.Reason = Kubernetes, "it runs in a pod (KUBERNETES_SERVICE_HOST is set)"
 	default:
@@ -185,8 +221,8 @@ func Resolve(getenv func(string) string, flags Overrides) (Config, error) {
 		}
 	case Kubernetes:
 		switch {
-		case kubeconfig.value != "":
-			cfg.Kubeconfig, cfg.Source = kubeconfig.value, kubeconfig.from
+		case kubeconfigSet.value != "":
+			cfg.Kubeconfig, cfg.Source = kubeconfigSet.value, kubeconfigSet.from
 		case inCluster:
 			cfg.InCluster, cfg.Source = true, "KUBERNETES_SERVICE_HOST"
 		default:
@@ -218,6 +254,21 @@ var (
 	connectEtcd func(ctx context.Context, cfg Config, log *slog.Logger) (datastore.Backend, error)
 	connectKube func(ctx context.Context, cfg Config, log *slog.Logger) (datastore.Backend, error)
 )
+
+// New builds the backend cfg describes without contacting it (neither backend connects until its first
+// request, or at once with cfg.Tuning.Preconnect). Callers that must know the datastore answers use Open.
+func New(cfg Config, log *slog.Logger) (datastore.Backend, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch cfg.Type {
+	case EtcdV3:
+		return connectEtcd(context.Background(), cfg, log)
+	case Kubernetes:
+		return connectKube(context.Background(), cfg, log)
+	}
+	return nil, fmt.Errorf("unknown datastore type %q: use kubernetes or etcdv3", cfg.Type)
+}
 
 // Open connects to the datastore cfg describes and pings it, within flags.Timeout. On failure the error
 // names the datastore, why it was chosen and the variables that choose another one. flags.Logger, when

@@ -67,10 +67,18 @@ spec:
 		env:  map[string]string{"DATASTORE_TYPE": "kubernetes", "ETCD_ENDPOINTS": "http://a:2379", "KUBECONFIG": "/k"},
 		want: Config{Type: Kubernetes, Kubeconfig: "/k", Reason: "DATASTORE_TYPE=kubernetes", Source: "KUBECONFIG"},
 	}, {
-		name: "TORTIE_ beats CALICO_ beats bare",
+		name: "TORTIE_ beats bare beats CALICO_ (common/config's one rule)",
 		env: map[string]string{"DATASTORE_TYPE": "kubernetes", "CALICO_DATASTORE_TYPE": "kubernetes", "TORTIE_DATASTORE_TYPE": "etcdv3",
 			"ETCD_ENDPOINTS": "http://bare:2379", "CALICO_ETCD_ENDPOINTS": "http://calico:2379"},
-		want: Config{Type: EtcdV3, EtcdEndpoints: []string{"http://calico:2379"}, Reason: "TORTIE_DATASTORE_TYPE=etcdv3", Source: "CALICO_ETCD_ENDPOINTS"},
+		want: Config{Type: EtcdV3, EtcdEndpoints: []string{"http://bare:2379"}, Reason: "TORTIE_DATASTORE_TYPE=etcdv3", Source: "ETCD_ENDPOINTS"},
+	}, {
+		name: "CALICO_ form alone",
+		env:  map[string]string{"CALICO_DATASTORE_TYPE": "etcdv3", "CALICO_ETCD_ENDPOINTS": "http://calico:2379"},
+		want: Config{Type: EtcdV3, EtcdEndpoints: []string{"http://calico:2379"}, Reason: "CALICO_DATASTORE_TYPE=etcdv3", Source: "CALICO_ETCD_ENDPOINTS"},
+	}, {
+		name: "CALICO_KUBECONFIG selects kubernetes",
+		env:  map[string]string{"CALICO_KUBECONFIG": "/ck"},
+		want: Config{Type: Kubernetes, Kubeconfig: "/ck", Reason: "CALICO_KUBECONFIG is set", Source: "CALICO_KUBECONFIG"},
 	}, {
 		name: "in cluster",
 		env:  map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},

@@ -6,16 +6,16 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/tortie-net/tortie/common/config"
 )
 
-// Node address environment variables: Calico's names and tortie's aliases. When both names of a pair
-// are set (non-empty) the TORTIE_ one wins, so a tortie manifest can override a value inherited from a
+// Node address environment variables, by Calico's names. They are read under common/config's one alias
+// rule (TORTIE_IP over IP over CALICO_IP), so a tortie manifest can override a value inherited from a
 // Calico one without deleting it.
 const (
-	EnvIPv4       = "IP"
-	EnvIPv6       = "IP6"
-	EnvTortieIPv4 = "TORTIE_IP"
-	EnvTortieIPv6 = "TORTIE_IP6"
+	EnvIPv4 = "IP"
+	EnvIPv6 = "IP6"
 )
 
 // Special values of IP / IP6.
@@ -56,24 +56,10 @@ type NodeIP struct {
 	Warning string
 }
 
-// Lookup reads an env variable and its TORTIE_ alias, returning the winning value (trimmed) and the
-// name it came from. name is the Calico name; the alias is "TORTIE_"+name. Neither set → ("", "").
-func Lookup(env func(string) string, name string) (value, from string) {
-	if env == nil {
-		env = os.Getenv
-	}
-	if v := strings.TrimSpace(env("TORTIE_" + name)); v != "" {
-		return v, "TORTIE_" + name
-	}
-	if v := strings.TrimSpace(env(name)); v != "" {
-		return v, name
-	}
-	return "", ""
-}
-
-// ResolveNodeIP decides the node's address of one family (4 or 6) from IP / IP6 (or TORTIE_IP /
-// TORTIE_IP6), the address already stored on the Node (existing; zero if none) and, when it
+// ResolveNodeIP decides the node's address of one family (4 or 6) from IP / IP6, the address already stored on the Node (existing; zero if none) and, when it
 // autodetects, IP_AUTODETECTION_METHOD / IP6_AUTODETECTION_METHOD. It follows Calico's startup rules:
+//
+// IP, IP6 and the methods are read under common/config's alias rule (TORTIE_IP, IP, CALICO_IP).
 //
 // IPv4 (IP):
 //   - unset and the Node has no IPv4 address → autodetect;
@@ -98,6 +84,9 @@ func ResolveNodeIP(ctx context.Context, env func(string) string, existing netip.
 	if family != 4 && family != 6 {
 		return NodeIP{}, fmt.Errorf("resolving the node address: family %d, want 4 or 6", family)
 	}
+	if env == nil {
+		env = os.Getenv
+	}
 	if src == nil {
 		src = SystemInterfaces{}
 	}
@@ -108,7 +97,7 @@ func ResolveNodeIP(ctx context.Context, env func(string) string, existing netip.
 	if existing.IsValid() && familyOf(existing.Addr()) != family {
 		return NodeIP{}, fmt.Errorf("resolving the node IPv%d address: the stored Node address %s is not IPv%d", family, existing, family)
 	}
-	value, from := Lookup(env, ipVar)
+	value, from := config.Lookup(env, ipVar)
 	keep := func(v string) NodeIP {
 		n := NodeIP{Prefix: existing, Source: SourceExisting, Var: v}
 		n.Interface, n.Warning = checkOnHost(src, existing, "the stored Node address")
@@ -117,7 +106,7 @@ func ResolveNodeIP(ctx context.Context, env func(string) string, existing netip.
 
 	switch {
 	case strings.EqualFold(value, ValueAutodetect) || (value == "" && family == 4 && !existing.IsValid()):
-		methodValue, mFrom := Lookup(env, methodVarName)
+		methodValue, mFrom := config.Lookup(env, methodVarName)
 		m, err := parseMethodEnv(mFrom, methodVarName, methodValue)
 		if err != nil {
 			return NodeIP{}, err

@@ -97,6 +97,12 @@ func TestResolveNodeIP(t *testing.T) {
 		{name: "TORTIE_IP wins over IP", family: 4,
 			env:  map[string]string{"IP": "192.168.1.10", "TORTIE_IP": "10.0.0.5"},
 			want: resolved{Prefix: "10.0.0.5/24", Source: SourceEnv, Var: "TORTIE_IP", Interface: "eth0"}},
+		{name: "CALICO_IP is accepted but loses to IP (common/config's rule)", family: 4,
+			env:  map[string]string{"CALICO_IP": "10.0.0.5", "IP": "192.168.1.10"},
+			want: resolved{Prefix: "192.168.1.10/24", Source: SourceEnv, Var: "IP", Interface: "eth1"}},
+		{name: "CALICO_IP alone", family: 4,
+			env:  map[string]string{"CALICO_IP": "10.0.0.5"},
+			want: resolved{Prefix: "10.0.0.5/24", Source: SourceEnv, Var: "CALICO_IP", Interface: "eth0"}},
 		{name: "empty TORTIE_IP does not hide IP", family: 4,
 			env:  map[string]string{"IP": "192.168.1.10", "TORTIE_IP": " "},
 			want: resolved{Prefix: "192.168.1.10/24", Source: SourceEnv, Var: "IP", Interface: "eth1"}},
@@ -182,17 +188,5 @@ func TestResolveNodeIP(t *testing.T) {
 				t.Errorf("autodetected without recording the method: %+v", got)
 			}
 		})
-	}
-}
-
-func TestLookup(t *testing.T) {
-	env := envOf(map[string]string{"A": " a ", "TORTIE_B": "tb", "B": "b", "TORTIE_C": "", "C": "c"})
-	for _, tt := range []struct{ name, v, from string }{
-		{"A", "a", "A"}, {"B", "tb", "TORTIE_B"}, {"C", "c", "C"}, {"D", "", ""},
-	} {
-		v, from := Lookup(env, tt.name)
-		if v != tt.v || from != tt.from {
-			t.Errorf("Lookup(%s) = %q, %q; want %q, %q", tt.name, v, from, tt.v, tt.from)
-		}
 	}
 }

@@ -6,13 +6,18 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/tortie-net/tortie/common/config"
 )
 
 // Node-name settings and files.
 const (
-	EnvNodeName       = "NODENAME"
-	EnvTortieNodeName = "TORTIE_NODENAME"
+	// EnvNodeName is read under common/config's alias rule (TORTIE_NODENAME, NODENAME,
+	// CALICO_NODENAME).
+	EnvNodeName = "NODENAME"
 	// EnvNodeNameFile / EnvTortieNodeNameFile move the stored-name files (Calico: CALICO_NODENAME_FILE).
+	// They are the one exception to the alias rule: two settings for two different files, each read
+	// by its exact name (TORTIE_NODENAME_FILE is not an alias of CALICO_NODENAME_FILE).
 	EnvNodeNameFile       = "CALICO_NODENAME_FILE"
 	EnvTortieNodeNameFile = "TORTIE_NODENAME_FILE"
 	// CalicoNodeNameFile is where Calico (and tortie, for CNI compatibility) stores the chosen name; the
@@ -52,7 +57,7 @@ func NodeName(env func(string) string, readFile func(string) ([]byte, error), ho
 	if hostname == nil {
 		hostname = os.Hostname
 	}
-	if v, from := Lookup(env, EnvNodeName); v != "" {
+	if v, from := config.Lookup(env, EnvNodeName); v != "" {
 		return v, NameFromEnv + ": " + from, nil
 	}
 	for _, f := range nodeNameFiles(env) {

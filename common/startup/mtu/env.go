@@ -5,11 +5,11 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/tortie-net/tortie/common/startup/autodetect"
+	"github.com/tortie-net/tortie/common/config"
 )
 
-// Felix's environment overrides for the MTU settings. Each also has a TORTIE_ alias (TORTIE_VXLANMTU …,
-// the FELIX_ prefix replaced) that wins when both are set. The FelixConfiguration fields are ipipMTU,
+// Felix's environment overrides for the MTU settings, read under common/config's alias rule
+// (TORTIE_VXLANMTU over FELIX_VXLANMTU). The FelixConfiguration fields are ipipMTU,
 // vxlanMTU, vxlanMTUV6, wireguardMTU, wireguardMTUV6 and mtuIfacePattern.
 const (
 	EnvIPIPMTU        = "FELIX_IPINIPMTU"
@@ -19,15 +19,6 @@ const (
 	EnvWireGuardMTUV6 = "FELIX_WIREGUARDMTUV6"
 	EnvIfacePattern   = "FELIX_MTUIFACEPATTERN"
 )
-
-// lookup reads FELIX_X or its TORTIE_X alias (alias wins).
-func lookup(env func(string) string, felixName string) (string, string) {
-	alias := "TORTIE_" + felixName[len("FELIX_"):]
-	if v, from := autodetect.Lookup(env, alias); v != "" {
-		return v, from
-	}
-	return autodetect.Lookup(env, felixName)
-}
 
 // FromEnv overlays the configured device MTUs set in the environment onto e (values not set are left
 // alone) and returns the interface pattern from FELIX_MTUIFACEPATTERN, or nil when unset. This is the
@@ -41,7 +32,7 @@ func FromEnv(env func(string) string, e Encap) (Encap, *regexp.Regexp, error) {
 		{EnvIPIPMTU, &e.IPIPMTU}, {EnvVXLANMTU, &e.VXLANMTU}, {EnvVXLANMTUV6, &e.VXLANMTUV6},
 		{EnvWireGuardMTU, &e.WireGuardMTU}, {EnvWireGuardMTUV6, &e.WireGuardMTUV6},
 	} {
-		v, from := lookup(env, f.name)
+		v, from := config.Lookup(env, f.name)
 		if v == "" {
 			continue
 		}
@@ -52,7 +43,7 @@ func FromEnv(env func(string) string, e Encap) (Encap, *regexp.Regexp, error) {
 		*f.dst = n
 	}
 	var pat *regexp.Regexp
-	if v, from := lookup(env, EnvIfacePattern); v != "" {
+	if v, from := config.Lookup(env, EnvIfacePattern); v != "" {
 		p, err := regexp.Compile(v)
 		if err != nil {
 			return e, nil, fmt.Errorf("%s=%q: not a valid regular expression (%w); the default is %s", from, v, err, DefaultIfacePattern)

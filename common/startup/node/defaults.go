@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 )
 
 // Values startup writes into the cluster-wide defaults (Calico's).
@@ -112,7 +113,7 @@ func (s *starter) ensureDefaults(ctx context.Context) error {
 // rancher, win (a Windows node) and kdd (the Kubernetes datastore), in Calico's order.
 func (s *starter) clusterType() []string {
 	var types []string
-	if v, _ := lookup(s.o.Env, EnvClusterType); v != "" {
+	if v, _ := config.Lookup(s.o.Env, EnvClusterType); v != "" {
 		for _, t := range strings.Split(v, ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				types = append(types, t)

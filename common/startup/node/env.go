@@ -1,16 +1,11 @@
 package node
 
-import (
-	"fmt"
-	"strings"
-)
-
-// Environment variables read by startup, with Calico's names. Each has a TORTIE_ alias that wins when
-// both are set: the CALICO_ or FELIX_ prefix is replaced by TORTIE_ (CALICO_IPV4POOL_CIDR →
-// TORTIE_IPV4POOL_CIDR, FELIX_IPV6SUPPORT → TORTIE_IPV6SUPPORT), other names get TORTIE_ in front
-// (AS → TORTIE_AS). The node name and address variables (NODENAME, IP, IP6, IP_AUTODETECTION_METHOD,
-// …) are read by package autodetect with the same rule; the MTU overrides (FELIX_IPINIPMTU, …) by
-// package mtu.
+// Environment variables read by startup, with Calico's names, read under common/config's one alias
+// rule: TORTIE_<base> (the CALICO_ or FELIX_ prefix replaced, or TORTIE_ put in front of a bare name)
+// wins over the Calico name, and a bare name is also accepted as CALICO_<name> (CALICO_AS), which
+// loses to both. The node name and address variables (NODENAME, IP, IP6, IP_AUTODETECTION_METHOD, …)
+// are read by package autodetect, the MTU overrides (FELIX_IPINIPMTU, …) by package mtu, with the
+// same rule.
 const (
 	EnvAS                 = "AS"
 	EnvDisableNodeIPCheck = "DISABLE_NODE_IP_CHECK"
@@ -42,42 +37,3 @@ const (
 	EnvWireguardEnabledV6             = "FELIX_WIREGUARDENABLEDV6"
 	EnvWireguardHostEncryptionEnabled = "FELIX_WIREGUARDHOSTENCRYPTIONENABLED"
 )
-
-// Alias returns the TORTIE_ name of a Calico variable.
-func Alias(name string) string {
-	for _, p := range []string{"CALICO_", "FELIX_", "TORTIE_"} {
-		if rest, ok := strings.CutPrefix(name, p); ok {
-			return "TORTIE_" + rest
-		}
-	}
-	return "TORTIE_" + name
-}
-
-// lookup reads a Calico variable and its TORTIE_ alias (the alias wins) and returns the trimmed value and
-// the name it came from; ("", "") when neither is set.
-func lookup(env func(string) string, name string) (value, from string) {
-	if v := strings.TrimSpace(env(Alias(name))); v != "" {
-		return v, Alias(name)
-	}
-	if v := strings.TrimSpace(env(name)); v != "" {
-		return v, name
-	}
-	return "", ""
-}
-
-// lookupBool reads a boolean variable. Accepted spellings (any case): true, t, yes, y, 1 and false, f,
-// no, n, 0. Unset gives def. Anything else is an error naming the variable, so that a typo does not
-// silently flip a setting.
-func lookupBool(env func(string) string, name string, def bool) (bool, error) {
-	v, from := lookup(env, name)
-	if v == "" {
-		return def, nil
-	}
-	switch strings.ToLower(v) {
-	case "true", "t", "yes", "y", "1":
-		return true, nil
-	case "false", "f", "no", "n", "0":
-		return false, nil
-	}
-	return def, fmt.Errorf("%s=%q is not a boolean: use true or false (unset means %t)", from, v, def)
-}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/startup/autodetect"
 )
@@ -60,7 +61,7 @@ func Monitor(ctx context.Context, opts Options, interval time.Duration) error {
 	if err := s.decideNodeName(ctx); err != nil {
 		return err
 	}
-	if backend, from := lookup(o.Env, EnvNetworkingBackend); strings.EqualFold(backend, "none") {
+	if backend, from := config.Lookup(o.Env, EnvNetworkingBackend); strings.EqualFold(backend, "none") {
 		log.Info("not monitoring node addresses: the node has none in policy-only mode", "variable", from, "node", s.name)
 		return nil
 	}
@@ -68,12 +69,12 @@ func Monitor(ctx context.Context, opts Options, interval time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if _, err := lookupBool(o.Env, EnvDisableNodeIPCheck, false); err != nil {
+	if _, err := config.LookupBool(o.Env, EnvDisableNodeIPCheck, false); err != nil {
 		return err
 	}
 	if len(families) == 0 {
-		v4, from4 := autodetect.Lookup(o.Env, autodetect.EnvIPv4)
-		v6, from6 := autodetect.Lookup(o.Env, autodetect.EnvIPv6)
+		v4, from4 := config.Lookup(o.Env, autodetect.EnvIPv4)
+		v6, from6 := config.Lookup(o.Env, autodetect.EnvIPv6)
 		log.Info("not monitoring node addresses: none is autodetected", "node", s.name,
 			"ipv4_variable", from4, "ipv4", v4, "ipv6_variable", from6, "ipv6", v6)
 		return nil
@@ -96,7 +97,7 @@ func Monitor(ctx context.Context, opts Options, interval time.Duration) error {
 
 // pollInterval reads AUTODETECT_POLL_INTERVAL.
 func pollInterval(env func(string) string) (time.Duration, error) {
-	v, from := lookup(env, EnvAutodetectPollInterval)
+	v, from := config.Lookup(env, EnvAutodetectPollInterval)
 	if v == "" {
 		return DefaultAutodetectPollInterval, nil
 	}
@@ -117,10 +118,10 @@ func monitoredFamilies(ctx context.Context, env func(string) string) ([]int, err
 		family           int
 		ipVar, methodVar string
 	}{{4, autodetect.EnvIPv4, autodetect.EnvIPv4Method}, {6, autodetect.EnvIPv6, autodetect.EnvIPv6Method}} {
-		v, _ := autodetect.Lookup(env, f.ipVar)
+		v, _ := config.Lookup(env, f.ipVar)
 		switch {
 		case strings.EqualFold(v, autodetect.ValueAutodetect) || (v == "" && f.family == 4):
-			mv, from := autodetect.Lookup(env, f.methodVar)
+			mv, from := config.Lookup(env, f.methodVar)
 			if from == "" {
 				from = f.methodVar
 			}

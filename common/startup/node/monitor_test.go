@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/datastore/memory"
 	"github.com/tortie-net/tortie/common/startup/autodetect"
@@ -161,7 +162,7 @@ func TestMonitorAddressChange(t *testing.T) {
 		be := memory.New()
 		// The TORTIE_ alias wins over Calico's name.
 		ms := startMonitor(t, be, map[string]string{
-			EnvAutodetectPollInterval: "1h", Alias(EnvAutodetectPollInterval): "30s",
+			EnvAutodetectPollInterval: "1h", config.Alias(EnvAutodetectPollInterval): "30s",
 		}, 0)
 		if got := ipv4Of(t, be, "node-1"); got != "10.0.0.5/24" {
 			t.Fatalf("after startup IPv4 %q", got)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/startup/mtu"
 )
@@ -80,8 +81,8 @@ func (s *starter) loadFelixSettings(ctx context.Context) error {
 		name string
 		dst  **bool
 	}{{EnvIPIPEnabled, &f.ipipEnabled}, {EnvVXLANEnabled, &f.vxlanEnabled}} {
-		if v, _ := lookup(s.o.Env, b.name); v != "" {
-			on, err := lookupBool(s.o.Env, b.name, false)
+		if v, _ := config.Lookup(s.o.Env, b.name); v != "" {
+			on, err := config.LookupBool(s.o.Env, b.name, false)
 			if err != nil {
 				return err
 			}
@@ -92,7 +93,7 @@ func (s *starter) loadFelixSettings(ctx context.Context) error {
 		name string
 		dst  *bool
 	}{{EnvWireguardEnabled, &f.wireguard}, {EnvWireguardEnabledV6, &f.wireguardV6}, {EnvWireguardHostEncryptionEnabled, &f.wireguardHostEncryption}} {
-		v, err := lookupBool(s.o.Env, b.name, *b.dst)
+		v, err := config.LookupBool(s.o.Env, b.name, *b.dst)
 		if err != nil {
 			return err
 		}

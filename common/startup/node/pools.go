@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 )
 
@@ -62,7 +63,7 @@ func parsePoolEnv(env func(string) string, family int, in poolInputs) (poolSpec,
 	}
 	ps := poolSpec{family: family}
 
-	cidrStr, from := lookup(env, vars.CIDR)
+	cidrStr, from := config.Lookup(env, vars.CIDR)
 	if strings.EqualFold(cidrStr, "none") {
 		ps.disabled, ps.cidrSource = true, from+"=none"
 		return ps, nil
@@ -94,7 +95,7 @@ func parsePoolEnv(env func(string) string, family int, in poolInputs) (poolSpec,
 	}
 
 	blockSize := defBlock
-	if v, from := lookup(env, vars.BlockSize); v != "" {
+	if v, from := config.Lookup(env, vars.BlockSize); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return ps, fmt.Errorf("%s=%q is not a number: %s", from, v, blockSizeFix(vars.BlockSize, family))
@@ -113,15 +114,15 @@ func parsePoolEnv(env func(string) string, family int, in poolInputs) (poolSpec,
 	if err != nil {
 		return ps, err
 	}
-	nat, err := lookupBool(env, vars.NATOutgoing, family == 4)
+	nat, err := config.LookupBool(env, vars.NATOutgoing, family == 4)
 	if err != nil {
 		return ps, err
 	}
-	noExport, err := lookupBool(env, vars.DisableBGPExport, false)
+	noExport, err := config.LookupBool(env, vars.DisableBGPExport, false)
 	if err != nil {
 		return ps, err
 	}
-	selector, _ := lookup(env, vars.NodeSelector)
+	selector, _ := config.Lookup(env, vars.NodeSelector)
 
 	pool := api.NewIPPool()
 	pool.Name = name
@@ -179,7 +180,7 @@ func blockSizeFix(varName string, family int) string {
 // parseEncapMode reads CALICO_IPV4POOL_IPIP / _VXLAN: Always, CrossSubnet (or Cross-Subnet) or Never
 // (or Off), any case; empty means Never.
 func parseEncapMode(env func(string) string, name string) (api.EncapMode, error) {
-	v, from := lookup(env, name)
+	v, from := config.Lookup(env, name)
 	switch strings.ToLower(v) {
 	case "", "never", "off":
 		return api.EncapNever, nil
@@ -202,7 +203,7 @@ func poolValidationError(env func(string) string, err error, vars PoolEnv, cidrS
 		if name == "" {
 			return ""
 		}
-		v, from := lookup(env, name)
+		v, from := config.Lookup(env, name)
 		if from == "" {
 			return name + " (unset)"
 		}
@@ -270,14 +271,14 @@ func randomULA(r io.Reader) (netip.Prefix, error) {
 
 // ensurePools is step 4.
 func (s *starter) ensurePools(ctx context.Context) error {
-	noDefault, err := lookupBool(s.o.Env, EnvNoDefaultPools, false)
+	noDefault, err := config.LookupBool(s.o.Env, EnvNoDefaultPools, false)
 	if err != nil {
 		return err
 	}
 	if noDefault {
 		var set []string
 		for _, n := range []string{EnvIPv4PoolCIDR, EnvIPv6PoolCIDR} {
-			if v, from := lookup(s.o.Env, n); v != "" {
+			if v, from := config.Lookup(s.o.Env, n); v != "" {
 				set = append(set, fmt.Sprintf("%s=%s", from, v))
 			}
 		}
@@ -310,7 +311,7 @@ func (s *starter) ensurePools(ctx context.Context) error {
 		}
 		specs = append(specs, ps)
 	}
-	ipv6On, err := lookupBool(s.o.Env, EnvIPv6Support, true)
+	ipv6On, err := config.LookupBool(s.o.Env, EnvIPv6Support, true)
 	if err != nil {
 		return err
 	}

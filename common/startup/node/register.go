@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/startup/autodetect"
 )
@@ -30,7 +31,7 @@ func (s *starter) registerNode(ctx context.Context) error {
 	var wantAS *api.ASNumber
 	var orchRefs []api.OrchRef
 
-	backend, _ := lookup(s.o.Env, EnvNetworkingBackend)
+	backend, _ := config.Lookup(s.o.Env, EnvNetworkingBackend)
 	policyOnly := strings.EqualFold(backend, "none")
 	if policyOnly {
 		// Calico's policy-only mode: no BGP addresses or AS number are configured.
@@ -39,7 +40,7 @@ func (s *starter) registerNode(ctx context.Context) error {
 		if want4, want6, err = s.decideAddresses(ctx, cur, stored); err != nil {
 			return err
 		}
-		as, from := lookup(s.o.Env, EnvAS)
+		as, from := config.Lookup(s.o.Env, EnvAS)
 		if as != "" {
 			n, err := api.ASNumberFromString(as)
 			if err != nil {
@@ -48,7 +49,7 @@ func (s *starter) registerNode(ctx context.Context) error {
 			wantAS = &n
 		}
 	}
-	if ref, _ := lookup(s.o.Env, EnvK8sNodeRef); ref != "" && !s.kdd {
+	if ref, _ := config.Lookup(s.o.Env, EnvK8sNodeRef); ref != "" && !s.kdd {
 		// In the Kubernetes datastore orchRefs come from the Kubernetes Node itself.
 		orchRefs = []api.OrchRef{{NodeName: ref, Orchestrator: api.OrchestratorKubernetes}}
 	}
@@ -146,7 +147,7 @@ func (s *starter) decideAddresses(ctx context.Context, cur *api.Node, stored api
 	if final4 == stored.IPv4Address && final6 == stored.IPv6Address {
 		return want4, want6, nil // unchanged: no conflict check (Calico checks only on change)
 	}
-	skip, err := lookupBool(s.o.Env, EnvDisableNodeIPCheck, false)
+	skip, err := config.LookupBool(s.o.Env, EnvDisableNodeIPCheck, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -225,8 +226,8 @@ func (s *starter) checkConflicts(ctx context.Context, cur *api.Node, final4, fin
 	if len(conflicts) == 0 {
 		return nil
 	}
-	v4, _ := lookup(s.o.Env, autodetect.EnvIPv4)
-	v6, _ := lookup(s.o.Env, autodetect.EnvIPv6)
+	v4, _ := config.Lookup(s.o.Env, autodetect.EnvIPv4)
+	v6, _ := config.Lookup(s.o.Env, autodetect.EnvIPv6)
 	clear4 = clear4 && strings.EqualFold(v4, autodetect.ValueAutodetect)
 	clear6 = clear6 && strings.EqualFold(v6, autodetect.ValueAutodetect)
 	if cur != nil && (clear4 || clear6) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/startup/autodetect"
 	"github.com/tortie-net/tortie/common/startup/mtu"
@@ -216,7 +217,7 @@ func (s *starter) decideNodeName(context.Context) error {
 	}
 	s.name, s.res.NodeName, s.res.NodeNameSource = name, name, source
 	s.k8sName = name
-	if ref, _ := lookup(s.o.Env, EnvK8sNodeRef); ref != "" {
+	if ref, _ := config.Lookup(s.o.Env, EnvK8sNodeRef); ref != "" {
 		s.k8sName = ref
 	}
 	s.res.K8sNodeName = s.k8sName

@@ -622,20 +622,6 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
-func TestAlias(t *testing.T) {
-	for in, want := range map[string]string{
-		"CALICO_IPV4POOL_CIDR": "TORTIE_IPV4POOL_CIDR",
-		"FELIX_IPV6SUPPORT":    "TORTIE_IPV6SUPPORT",
-		"AS":                   "TORTIE_AS",
-		"NO_DEFAULT_POOLS":     "TORTIE_NO_DEFAULT_POOLS",
-		"TORTIE_X":             "TORTIE_X",
-	} {
-		if got := Alias(in); got != want {
-			t.Errorf("Alias(%s) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func mustMAC(t *testing.T, s string) []byte {
 	t.Helper()
 	m, err := net.ParseMAC(s)
