@@ -914,7 +914,7 @@ func (v *validator) blockAffinity(s *BlockAffinitySpec) {
 
 func (v *validator) ipamConfig(o *IPAMConfig) {
 	if o.Name != "" && o.Name != IPAMConfigName {
-		v.add("metadata.name", "%q is not allowed: IPAMConfig is a singleton named %q", o.Name, IPAMConfigName)
+		v.add("metadata.name", "%q is not allowed: IPAMConfiguration is a singleton named %q", o.Name, IPAMConfigName)
 	}
 	s := &o.Spec
 	if s.MaxBlocksPerHost < 0 {
