@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"time"
+
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -400,8 +402,12 @@ func TestCRMetadata(t *testing.T) {
 	if len(u.GetOwnerReferences()) != 0 || u.GetUID() != "" {
 		t.Errorf("owner references and uid must not be on the custom resource: %+v", u.Object["metadata"])
 	}
-	if d := cmp.Diff(map[string]string{"a": "1"}, u.GetLabels()); d != "" {
-		t.Errorf("labels (-want +got):\n%s", d)
+	if l := u.GetLabels(); len(l) != 0 {
+		t.Errorf("user labels must not be on the custom resource (Calico keeps them in %s): %v", api.AnnotationMetadata, l)
+	}
+	if d := cmp.Diff(map[string]string{api.AnnotationMetadata: `{"labels":{"a":"1"},"annotations":{"note":"x"},` +
+		`"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"o-uid"}]}`}, u.GetAnnotations()); d != "" {
+		t.Errorf("annotations (-want +got):\n%s", d)
 	}
 	if !strings.Contains(u.GetAnnotations()[api.AnnotationMetadata], "o-uid") {
 		t.Errorf("metadata annotation %q lacks the owner reference", u.GetAnnotations()[api.AnnotationMetadata])
@@ -431,6 +437,7 @@ func TestCalicoWrittenCR(t *testing.T) {
 		labels, annots  map[string]string
 		wantLabels      map[string]string
 		wantAnnotations map[string]string
+		wantCreated     metav1.Time
 	}{{
 		name:   "current Calico: labels and annotations on the CR, the rest in the annotation",
 		labels: map[string]string{"role": "db"},
@@ -440,6 +447,7 @@ func TestCalicoWrittenCR(t *testing.T) {
 		},
 		wantLabels:      map[string]string{"role": "db"},
 		wantAnnotations: map[string]string{"user": "note"},
+		wantCreated:     metav1.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
 	}, {
 		name: "older Calico: labels and annotations only inside the metadata annotation",
 		annots: map[string]string{
@@ -448,12 +456,12 @@ func TestCalicoWrittenCR(t *testing.T) {
 		wantLabels:      map[string]string{"role": "db", "tier": "x"},
 		wantAnnotations: map[string]string{"user": "note"},
 	}, {
-		name:   "both: the custom resource's own values win",
+		name:   "both: the metadata annotation's values win, as in Calico",
 		labels: map[string]string{"role": "web"},
 		annots: map[string]string{
 			api.AnnotationMetadata: `{"labels":{"role":"db","tier":"x"}}`,
 		},
-		wantLabels: map[string]string{"role": "web", "tier": "x"},
+		wantLabels: map[string]string{"role": "db", "tier": "x"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &unstructured.Unstructured{Object: map[string]any{
@@ -475,6 +483,7 @@ func TestCalicoWrittenCR(t *testing.T) {
 			want.Labels = tc.wantLabels
 			want.Annotations = tc.wantAnnotations
 			want.Spec.Nets = []string{"10.1.0.0/16"}
+			want.CreationTimestamp = tc.wantCreated
 			if d := cmp.Diff(api.Resource(want), got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
