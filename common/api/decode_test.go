@@ -368,7 +368,6 @@ spec:
       - 22
       - "1:2"
     protocol: TCP
-    source: {}
   order: 10.5
 `
 	if diff := cmp.Diff(wantYAML, string(y)); diff != "" {

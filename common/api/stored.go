@@ -2,11 +2,7 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
-	"strings"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // LabelTier names the tier of a policy. Calico stamps it on every NetworkPolicy, GlobalNetworkPolicy
@@ -66,39 +62,6 @@ func WithStoredPolicyName(obj Resource) map[string]string {
 	}
 	ann[AnnotationMetadata] = PolicyNameAnnotation(obj.GetName())
 	return ann
-}
-
-// RestoreStoredPolicyName applies Calico's rule for the name of a stored tiered policy and removes the
-// projectcalico.org/metadata annotation: the name recorded in the annotation wins; without one (policies
-// written before Calico v3.30) a default-tier policy loses the "default." prefix that Calico before
-// v3.32 put on stored names. Other kinds are left alone. The error names a malformed annotation.
-func RestoreStoredPolicyName(obj Resource) error {
-	tier, ok := PolicyTier(obj)
-	if !ok {
-		return nil
-	}
-	ann := obj.GetAnnotations()
-	raw, has := ann[AnnotationMetadata]
-	if has {
-		var md metav1.ObjectMeta
-		if err := json.Unmarshal([]byte(raw), &md); err != nil {
-			return fmt.Errorf("annotation %s is not valid JSON object metadata: %w", AnnotationMetadata, err)
-		}
-		ann = maps.Clone(ann)
-		delete(ann, AnnotationMetadata)
-		if len(ann) == 0 {
-			ann = nil
-		}
-		obj.SetAnnotations(ann)
-		if md.Name != "" {
-			obj.SetName(md.Name)
-			return nil
-		}
-	}
-	if tier == DefaultTierName {
-		obj.SetName(strings.TrimPrefix(obj.GetName(), DefaultTierName+"."))
-	}
-	return nil
 }
 
 // setTierLabel stamps the projectcalico.org/tier label with the policy's tier, as Calico's defaulting

@@ -312,8 +312,9 @@ func stringMapToAny(m map[string]string) map[string]any {
 // fromCR converts a custom resource to the tortie object. A projectcalico.org/metadata annotation
 // (written by Calico or by toCR) is decoded and removed: its labels and annotations are merged over the
 // custom resource's own (older Calico releases kept them only there), its owner references and creation
-// timestamp restored, and for tiered policies its name used (without one, Calico's rule for names
-// stored before v3.30 applies: a default-tier policy loses the "default." prefix).
+// timestamp restored. The custom resource's name stays the object's name, also for tiered policies
+// whose annotation records it: a pre-v3.32 "default.<name>" policy reads as "default.<name>" (see
+// docs/compatibility.md).
 func fromCR(info api.KindInfo, u *unstructured.Unstructured) (api.Resource, error) {
 	data, err := u.MarshalJSON()
 	if err != nil {
@@ -324,7 +325,7 @@ func fromCR(info api.KindInfo, u *unstructured.Unstructured) (api.Resource, erro
 		return nil, fmt.Errorf("decoding %s %q: %w", info.Kind, u.GetName(), err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(api.GroupVersion.WithKind(info.Kind))
-	if err := restoreMetadata(info, obj); err != nil {
+	if err := restoreMetadata(obj); err != nil {
 		return nil, fmt.Errorf("decoding %s %q: %w", info.Kind, u.GetName(), err)
 	}
 	obj.SetManagedFields(nil)
@@ -333,7 +334,7 @@ func fromCR(info api.KindInfo, u *unstructured.Unstructured) (api.Resource, erro
 }
 
 // restoreMetadata applies and removes the projectcalico.org/metadata annotation.
-func restoreMetadata(info api.KindInfo, obj api.Resource) error {
+func restoreMetadata(obj api.Resource) error {
 	ann := obj.GetAnnotations()
 	raw, ok := ann[api.AnnotationMetadata]
 	var stored metav1.ObjectMeta
@@ -355,13 +356,6 @@ func restoreMetadata(info api.KindInfo, obj api.Resource) error {
 		}
 		if len(stored.Finalizers) > 0 && len(obj.GetFinalizers()) == 0 {
 			obj.SetFinalizers(stored.Finalizers)
-		}
-	}
-	if api.IsTieredPolicyKind(info.Kind) {
-		if stored.Name != "" {
-			obj.SetName(stored.Name)
-		} else if tier, _ := api.PolicyTier(obj); tier == api.DefaultTierName {
-			obj.SetName(strings.TrimPrefix(obj.GetName(), api.DefaultTierName+"."))
 		}
 	}
 	return nil
