@@ -131,7 +131,7 @@ func sampleObjects() []Resource {
 
 	res := NewIPReservation()
 	res.ObjectMeta = meta("reserved")
-	res.Spec.ReservedCIDRs = []string{"10.244.0.1", "10.244.1.0/24"}
+	res.Spec.ReservedCIDRs = []string{"10.244.0.1/32", "10.244.1.0/24"}
 
 	kcc := NewKubeControllersConfiguration()
 	kcc.ObjectMeta = meta("default")

@@ -456,4 +456,12 @@ func TestCalicoInitialization(t *testing.T) {
 	if got.GetLabels()[api.LabelTier] != "security" {
 		t.Errorf("stored policy labels %v, want %s=security", got.GetLabels(), api.LabelTier)
 	}
+
+	pool := "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: %s}\nspec: {cidr: %s}\n"
+	s.must(0, fmt.Sprintf(pool, "a", "10.0.0.0/16"), "apply -f -")
+	s.must(0, fmt.Sprintf(pool, "a", "10.0.0.0/16"), "apply -f -") // re-applying itself is no overlap
+	_, _, stderr = s.run(fmt.Sprintf(pool, "b", "10.0.128.0/17"), "apply -f -")
+	if !strings.Contains(stderr, "spec.cidr: 10.0.128.0/17 overlaps with IPPool(a) CIDR 10.0.0.0/16") {
+		t.Errorf("overlapping pool: stderr %q", stderr)
+	}
 }

@@ -197,6 +197,9 @@ func (s *state) do(ctx context.Context, be datastore.Backend, op operation, d do
 		if err := checkTierExists(ctx, be, d.obj); err != nil {
 			return false, describeErr(key, err)
 		}
+		if err := checkPoolOverlap(ctx, be, d.obj); err != nil {
+			return false, describeErr(key, err)
+		}
 	}
 	switch op.verb {
 	case "apply":

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
@@ -78,6 +79,33 @@ func checkTierExists(ctx context.Context, be datastore.Backend, obj api.Resource
 	}
 	if err != nil {
 		return fmt.Errorf("spec.tier: reading Tier %q: %w", tier, err)
+	}
+	return nil
+}
+
+// checkPoolOverlap refuses an IPPool whose CIDR overlaps another pool's, as Calico's client does.
+func checkPoolOverlap(ctx context.Context, be datastore.Backend, obj api.Resource) error {
+	pool, ok := obj.(*api.IPPool)
+	if !ok {
+		return nil
+	}
+	p, err := netip.ParsePrefix(pool.Spec.CIDR)
+	if err != nil {
+		return nil // reported by validation
+	}
+	pools, _, err := be.List(ctx, datastore.ListOptions{Kind: api.KindIPPool})
+	if err != nil {
+		return fmt.Errorf("spec.cidr: listing IPPools to check for overlaps: %w", err)
+	}
+	for _, o := range pools {
+		other := o.(*api.IPPool)
+		if other.Name == pool.Name {
+			continue
+		}
+		q, err := netip.ParsePrefix(other.Spec.CIDR)
+		if err == nil && p.Overlaps(q) {
+			return fmt.Errorf("spec.cidr: %s overlaps with IPPool(%s) CIDR %s; pools must not overlap", pool.Spec.CIDR, other.Name, other.Spec.CIDR)
+		}
 	}
 	return nil
 }
