@@ -73,7 +73,7 @@ type FelixConfigurationSpec struct {
 	// +optional
 	MaxIpsetSize *int `json:"maxIpsetSize,omitempty"`
 	// IptablesBackend is Auto (default), Legacy or NFT.
-	// +kubebuilder:validation:Enum=Auto;Legacy;NFT
+	// +kubebuilder:validation:Pattern=`^(?i)(Auto|Legacy|NFT)?$`
 	// +optional
 	IptablesBackend *string `json:"iptablesBackend,omitempty"`
 	// NFTablesMode is Auto (default), Enabled or Disabled.
@@ -98,19 +98,19 @@ type FelixConfigurationSpec struct {
 	// +optional
 	InterfaceExclude string `json:"interfaceExclude,omitempty"`
 	// ChainInsertMode is Insert (default) or Append.
-	// +kubebuilder:validation:Enum=Insert;Append
+	// +kubebuilder:validation:Pattern=`^(?i)(Insert|Append)?$`
 	// +optional
 	ChainInsertMode string `json:"chainInsertMode,omitempty"`
 	// DefaultEndpointToHostAction is Drop (default), Return or Accept.
-	// +kubebuilder:validation:Enum=Drop;Return;Accept
+	// +kubebuilder:validation:Pattern=`^(?i)(Drop|Accept|Return)?$`
 	// +optional
 	DefaultEndpointToHostAction string `json:"defaultEndpointToHostAction,omitempty"`
 	// IptablesFilterAllowAction is Accept (default) or Return.
-	// +kubebuilder:validation:Enum=Accept;Return
+	// +kubebuilder:validation:Pattern=`^(?i)(Accept|Return)?$`
 	// +optional
 	IptablesFilterAllowAction string `json:"iptablesFilterAllowAction,omitempty"`
 	// IptablesMangleAllowAction is Accept (default) or Return.
-	// +kubebuilder:validation:Enum=Accept;Return
+	// +kubebuilder:validation:Pattern=`^(?i)(Accept|Return)?$`
 	// +optional
 	IptablesMangleAllowAction string `json:"iptablesMangleAllowAction,omitempty"`
 
@@ -230,7 +230,7 @@ type FelixConfigurationSpec struct {
 	// +optional
 	ProgramClusterRoutes *string `json:"programClusterRoutes,omitempty"`
 	// RouteSource is CalicoIPAM (default) or WorkloadIPs.
-	// +kubebuilder:validation:Enum=CalicoIPAM;WorkloadIPs
+	// +kubebuilder:validation:Pattern=`^(?i)(WorkloadIPs|CalicoIPAM)?$`
 	// +optional
 	RouteSource string `json:"routeSource,omitempty"`
 	// RouteTableRanges are the routing tables the agent may use.
@@ -253,11 +253,11 @@ type FelixConfigurationSpec struct {
 	// +optional
 	KubeNodePortRanges *[]Port `json:"kubeNodePortRanges,omitempty"`
 	// ServiceLoopPrevention is Drop (default), Reject or Disabled.
-	// +kubebuilder:validation:Enum=Drop;Reject;Disabled
+	// +kubebuilder:validation:Pattern=`^(?i)(Drop|Reject|Disabled)?$`
 	// +optional
 	ServiceLoopPrevention string `json:"serviceLoopPrevention,omitempty"`
 	// WorkloadSourceSpoofing is Disabled (default) or Any.
-	// +kubebuilder:validation:Enum=Disabled;Any
+	// +kubebuilder:validation:Pattern=`^(?i)(Disabled|Any)?$`
 	// +optional
 	WorkloadSourceSpoofing string `json:"workloadSourceSpoofing,omitempty"`
 	// FloatingIPs is Disabled (default) or Enabled.
