@@ -242,3 +242,25 @@ func TestFelixConfigurationDefaults(t *testing.T) {
 func tierLabel(tier string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Labels: map[string]string{LabelTier: tier}}
 }
+
+func TestFelixIgnoredFields(t *testing.T) {
+	s := FelixConfigurationSpec{
+		VXLANPort: ptr(4790), LogSeverityScreen: "Debug", // implemented
+		BPFEnabled: ptr(false), WireguardEnabled: ptr(false), // false asks for nothing
+		BPFConnectTimeLoadBalancing: ptr("TCP"), FloatingIPs: ptr("Disabled"), // calicoctl's stamped defaults
+		XDPEnabled: ptr(true), NFTablesFlowTableOffload: ptr("All"), FlowLogsFlushInterval: &metav1.Duration{Duration: time.Minute},
+		BPFConntrackTimeouts: &BPFConntrackTimeouts{TCPSynSent: ptr("20s")},
+	}
+	want := []string{"bpfConntrackTimeouts", "flowLogsFlushInterval", "nftablesFlowTableOffload", "xdpEnabled"}
+	if diff := cmp.Diff(want, FelixIgnoredFields(&s)); diff != "" {
+		t.Errorf("FelixIgnoredFields mismatch (-want +got):\n%s", diff)
+	}
+	// Every implemented name is a field of the type.
+	crd := loadCRDs(t)[KindFelixConfiguration]
+	ours := schemaPaths(crd.Spec.Versions[0].Schema.OpenAPIV3Schema)
+	for name := range FelixImplementedFields {
+		if _, ok := ours["spec."+name]; !ok {
+			t.Errorf("FelixImplementedFields names %q, which is no FelixConfiguration field", name)
+		}
+	}
+}
