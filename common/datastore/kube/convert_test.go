@@ -334,6 +334,7 @@ func TestK8sNodeToNode(t *testing.T) {
 	want.UID = "n-uid"
 	want.ResourceVersion = "9"
 	want.Labels = map[string]string{"kubernetes.io/os": "linux"}
+	want.Annotations = map[string]string{api.NodeAnnotationKubeLabels: `{"kubernetes.io/os":"linux"}`}
 	want.Spec = api.NodeSpec{
 		BGP: &api.NodeBGPSpec{
 			IPv4Address: "10.0.0.5/24", IPv6Address: "fd00::5/64", ASNumber: api.NewASNumber(64513),
@@ -373,6 +374,27 @@ func TestK8sNodeToNode(t *testing.T) {
 	}
 	if v, ok := ann[api.NodeAnnotationRouteReflectorClusterID]; !ok || v != "" {
 		t.Errorf("an unset field must remove its annotation: got %q, %v", v, ok)
+	}
+	if ann[api.NodeAnnotationLabels] != "" || ann[api.NodeAnnotationAnnotations] != "" {
+		t.Errorf("the Kubernetes labels must not be copied into %s: %q, %q", api.NodeAnnotationLabels, ann[api.NodeAnnotationLabels], ann[api.NodeAnnotationAnnotations])
+	}
+
+	// Labels and annotations set through Calico live in the Node's annotations; Kubernetes labels win.
+	k.Annotations[api.NodeAnnotationLabels] = `{"rack":"a1","kubernetes.io/os":"calico-value"}`
+	k.Annotations[api.NodeAnnotationAnnotations] = `{"owner":"net-team"}`
+	got = k8sNodeToNode(k)
+	if d := cmp.Diff(map[string]string{"rack": "a1", "kubernetes.io/os": "linux"}, got.Labels); d != "" {
+		t.Errorf("labels (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]string{"owner": "net-team", api.NodeAnnotationKubeLabels: `{"kubernetes.io/os":"linux"}`}, got.Annotations); d != "" {
+		t.Errorf("annotations (-want +got):\n%s", d)
+	}
+	got.Labels["zone"] = "z1"
+	if ann, err = nodeAnnotations(got); err != nil {
+		t.Fatal(err)
+	}
+	if ann[api.NodeAnnotationLabels] != `{"rack":"a1","zone":"z1"}` || ann[api.NodeAnnotationAnnotations] != `{"owner":"net-team"}` {
+		t.Errorf("written %s = %q, %s = %q", api.NodeAnnotationLabels, ann[api.NodeAnnotationLabels], api.NodeAnnotationAnnotations, ann[api.NodeAnnotationAnnotations])
 	}
 
 	// A bad AS number leaves the field empty instead of hiding the node.
