@@ -139,6 +139,7 @@ const (
 // BGPConfigurationSpec is the spec of a BGPConfiguration.
 type BGPConfigurationSpec struct {
 	// LogSeverityScreen is the BGP speaker's log level (default Info).
+	// +kubebuilder:default=Info
 	// +optional
 	LogSeverityScreen string `json:"logSeverityScreen,omitempty"`
 	// NodeToNodeMeshEnabled makes every node peer with every other (default true).
@@ -187,6 +188,7 @@ type BGPConfigurationSpec struct {
 	LocalWorkloadPeeringIPV6 string `json:"localWorkloadPeeringIPV6,omitempty"`
 	// ServiceLoadBalancerAggregation is Enabled (default) or Disabled.
 	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +kubebuilder:default=Enabled
 	// +optional
 	ServiceLoadBalancerAggregation *string `json:"serviceLoadBalancerAggregation,omitempty"`
 	// ProgramClusterRoutes is Enabled, Disabled or EnabledNoEncapOnly (default).
@@ -285,6 +287,7 @@ type ClusterInformationList struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster
+// +kubebuilder:subresource:status
 type KubeControllersConfiguration struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -298,6 +301,7 @@ type KubeControllersConfigurationSpec struct {
 	// +optional
 	LogSeverityScreen string `json:"logSeverityScreen,omitempty"`
 	// HealthChecks is Enabled (default) or Disabled.
+	// +kubebuilder:default=Enabled
 	// +optional
 	HealthChecks string `json:"healthChecks,omitempty"`
 	// +optional
@@ -325,6 +329,18 @@ type ControllersConfig struct {
 	Namespace *ControllerConfig `json:"namespace,omitempty"`
 	// +optional
 	LoadBalancer *LoadBalancerControllerConfig `json:"loadBalancer,omitempty"`
+	// +optional
+	Migration *MigrationControllerConfig `json:"migration,omitempty"`
+}
+
+// MigrationControllerConfig configures Calico's data migrations in kube-controllers.
+type MigrationControllerConfig struct {
+	// PolicyNameMigrator is Enabled (default) or Disabled: it renames pre-v3.32 "default."-prefixed
+	// policies.
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +kubebuilder:default=Enabled
+	// +optional
+	PolicyNameMigrator string `json:"policyNameMigrator,omitempty"`
 }
 
 // ControllerConfig is the common configuration of a controller.
@@ -353,10 +369,35 @@ type AutoHostEndpointConfig struct {
 	// AutoCreate is Enabled or Disabled (default).
 	// +optional
 	AutoCreate string `json:"autoCreate,omitempty"`
+	// CreateDefaultHostEndpoint is Enabled or Disabled: whether the "*" host endpoint is created.
+	// +optional
+	CreateDefaultHostEndpoint string `json:"createDefaultHostEndpoint,omitempty"`
+	// Templates create extra host endpoints for the nodes they select.
+	// +optional
+	Templates []AutoHostEndpointTemplate `json:"templates,omitempty"`
+}
+
+// AutoHostEndpointTemplate describes host endpoints created for selected nodes.
+type AutoHostEndpointTemplate struct {
+	// +optional
+	GenerateName string `json:"generateName,omitempty"`
+	// +optional
+	InterfaceCIDRs []string `json:"interfaceCIDRs,omitempty"`
+	// +optional
+	InterfacePattern string `json:"interfacePattern,omitempty"`
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// +optional
+	NodeSelector string `json:"nodeSelector,omitempty"`
 }
 
 // LoadBalancerControllerConfig configures LoadBalancer IP assignment.
 type LoadBalancerControllerConfig struct {
+	// AssignIPs is AllServices (default) or RequestedServicesOnly.
+	// +kubebuilder:validation:Enum=AllServices;RequestedServicesOnly
+	// +kubebuilder:default=AllServices
 	// +optional
 	AssignIPs string `json:"assignIPs,omitempty"`
 }

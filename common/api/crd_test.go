@@ -78,9 +78,9 @@ func TestCRDsMatchRegistry(t *testing.T) {
 	crds := loadCRDs(t)
 	var kinds []string
 	for _, k := range Kinds() {
-		kinds = append(kinds, k.Kind)
+		kinds = append(kinds, k.CRDKind)
 		t.Run(k.Kind, func(t *testing.T) {
-			crd, ok := crds[k.Kind]
+			crd, ok := crds[k.CRDKind]
 			if !ok {
 				t.Fatalf("no CRD for kind %s; run 'make generate'", k.Kind)
 			}
@@ -89,7 +89,7 @@ func TestCRDsMatchRegistry(t *testing.T) {
 				wantScope = apiextensionsv1.NamespaceScoped
 			}
 			got := []any{crd.Name, crd.Spec.Group, crd.Spec.Names.Plural, crd.Spec.Names.ListKind, crd.Spec.Scope, crd.Spec.Versions[0].Name, crd.Spec.Versions[0].Served, crd.Spec.Versions[0].Storage}
-			want := []any{k.Plural + "." + CRDGroup, CRDGroup, k.Plural, k.Kind + "List", wantScope, CRDVersion, true, true}
+			want := []any{k.CRDPlural + "." + CRDGroup, CRDGroup, k.CRDPlural, k.CRDKind + "List", wantScope, CRDVersion, true, true}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("CRD mismatch (-want +got):\n%s", diff)
 			}
@@ -122,7 +122,7 @@ func TestSamplesValidateAgainstCRDs(t *testing.T) {
 			if err := Validate(obj); err != nil {
 				t.Errorf("Validate(sample) = %v", err)
 			}
-			s, validator := structural(t, crds[info.Kind])
+			s, validator := structural(t, crds[info.CRDKind])
 			u := toCRDUnstructured(t, obj)
 			if errs := apiservervalidation.ValidateCustomResource(nil, u, validator); len(errs) > 0 {
 				t.Errorf("schema validation: %v", errs.ToAggregate())
@@ -156,7 +156,7 @@ func TestRandomObjectsFitCRDSchemas(t *testing.T) {
 	)
 	for _, k := range Kinds() {
 		t.Run(k.Kind, func(t *testing.T) {
-			s, _ := structural(t, crds[k.Kind])
+			s, _ := structural(t, crds[k.CRDKind])
 			for i := 0; i < 20; i++ {
 				obj := k.New()
 				v := reflect.ValueOf(obj).Elem()

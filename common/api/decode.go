@@ -303,14 +303,12 @@ func (d *decoder) k8sNetworkPolicy(item int, js []byte, ns, name string) error {
 	return nil
 }
 
-// lookupExactKind finds a kind by its exact CamelCase name; "IPAMConfiguration" (Calico's v3 name) is
-// accepted for IPAMConfig.
+// lookupExactKind finds a kind by its exact CamelCase name, or the exact name of the custom resource that
+// stores it ("IPAMConfig", the crd.projectcalico.org/v1 kind and tortie's former name, for
+// IPAMConfiguration).
 func lookupExactKind(kind string) (KindInfo, bool) {
-	if kind == "IPAMConfiguration" {
-		kind = KindIPAMConfig
-	}
 	info, ok := LookupKind(kind)
-	if !ok || info.Kind != kind {
+	if !ok || (info.Kind != kind && info.CRDKind != kind) {
 		return KindInfo{}, false
 	}
 	return info, true

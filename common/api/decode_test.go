@@ -105,8 +105,8 @@ func TestDecodeErrors(t *testing.T) {
 			`policies.yaml: document 1 (IPPool "p"): unknown field "spec.colour" (check its spelling, case and indentation)`},
 		{"unknown metadata field", hdr + "IPPool\nmetadata: {name: p, lables: {a: b}}\nspec: {cidr: 10.0.0.0/16}\n",
 			`policies.yaml: document 1 (IPPool "p"): unknown field "metadata.lables"; did you mean "metadata.labels"?`},
-		{"status on a kind without one", hdr + "Tier\nmetadata: {name: t}\nstatus: {}\n",
-			`policies.yaml: document 1 (Tier "t"): unknown field "status" (check its spelling, case and indentation)`},
+		{"status on a kind without one", hdr + "NetworkSet\nmetadata: {name: t, namespace: ns1}\nstatus: {}\n",
+			`policies.yaml: document 1 (NetworkSet "ns1/t"): unknown field "status" (check its spelling, case and indentation)`},
 		{"duplicate field", hdr + "IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16}\nspec: {cidr: 10.1.0.0/16}\n",
 			`policies.yaml: document 1: not valid YAML: line 5: key "spec" already set in map`},
 		{"duplicate field in json", `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"a","cidr":"b"}}`,
@@ -368,7 +368,6 @@ spec:
       - 22
       - "1:2"
     protocol: TCP
-    source: {}
   order: 10.5
 `
 	if diff := cmp.Diff(wantYAML, string(y)); diff != "" {
@@ -435,6 +434,8 @@ func TestEncodeDecodeSamples(t *testing.T) {
 			c.Status = NodeStatus{}
 		case *KubeControllersConfiguration:
 			c.Status = KubeControllersConfigurationStatus{}
+		case *CalicoNodeStatus:
+			c.Status = CalicoNodeStatusStatus{}
 		}
 		want[i] = c
 	}

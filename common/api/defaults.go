@@ -15,6 +15,10 @@ const (
 	DefaultNodeSelector  = "all()"
 	DefaultASNumber      = 64512
 	DefaultBGPListenPort = 179
+	// DefaultKubeControllersMetricsPort is KubeControllersConfiguration's prometheusMetricsPort default.
+	DefaultKubeControllersMetricsPort = 9094
+	// DefaultLeakGracePeriod is how long IPAM garbage collection waits before freeing a leaked address.
+	DefaultLeakGracePeriod = 15 * time.Minute
 	// DefaultConfigName is the name of the cluster-wide BGPConfiguration, FelixConfiguration,
 	// ClusterInformation, IPAMConfig and KubeControllersConfiguration.
 	DefaultConfigName = "default"
@@ -28,16 +32,22 @@ const (
 //     nodeSelector all(); allowedUses [Workload, Tunnel]; assignmentMode Automatic.
 //   - NetworkPolicy, GlobalNetworkPolicy: tier "default"; types inferred from the rules when empty
 //     ([Ingress] without egress rules, [Egress] with only egress rules, both with both). Order stays nil,
-//     which sorts last.
+//     which sorts last. The label projectcalico.org/tier is set to the tier, as Calico sets it.
+//   - StagedNetworkPolicy, StagedGlobalNetworkPolicy: types and the tier label as above (Calico leaves
+//     the tier and stagedAction to the CRD schema's defaults).
 //   - Tier: defaultAction Deny; the built-in tiers default, kube-admin and kube-baseline get their
 //     well-known orders when none is set.
 //   - BGPConfiguration "default" only: nodeToNodeMeshEnabled true, asNumber 64512, listenPort 179. Node
 //     configurations ("node.<name>") are left alone because an unset field there means "inherit from
 //     default", and stamping values would override the cluster-wide setting.
 //   - IPAMConfig: autoAllocateBlocks true (strictAffinity false and maxBlocksPerHost 0 are the zero values).
-//   - FelixConfiguration: nothing. As in Calico, unset fields mean "use the default", and a stamped default
-//     would shadow a cluster-wide value in a node.<name> object; see FelixConfigurationDefaults for the
-//     effective values.
+//   - FelixConfiguration: only what calicoctl stamps: floatingIPs Disabled, bpfConnectTimeLoadBalancing
+//     TCP, bpfHostNetworkedNATWithoutCTLB Enabled (both derived from the deprecated
+//     bpfConnectTimeLoadBalancingEnabled when that is set). Other unset fields mean "use the default", and
+//     a stamped default would shadow a cluster-wide value in a node.<name> object; see
+//     FelixConfigurationDefaults for the effective values.
+//   - KubeControllersConfiguration: prometheusMetricsPort 9094; leakGracePeriod 15m when the node
+//     controller is configured; assignIPs AllServices when the load balancer controller is.
 //
 // Policy names are not rewritten. Before v3.32 Calico stored default-tier policies as "default.<name>";
 // both spellings are valid names here and name different objects. Code that compares names across that
@@ -54,12 +64,36 @@ func SetDefaults(obj Resource) {
 		if len(o.Spec.Types) == 0 {
 			o.Spec.Types = InferPolicyTypes(len(o.Spec.Ingress) > 0, len(o.Spec.Egress) > 0)
 		}
+		setTierLabel(o)
 	case *GlobalNetworkPolicy:
 		if o.Spec.Tier == "" {
 			o.Spec.Tier = DefaultTierName
 		}
 		if len(o.Spec.Types) == 0 {
 			o.Spec.Types = InferPolicyTypes(len(o.Spec.Ingress) > 0, len(o.Spec.Egress) > 0)
+		}
+		setTierLabel(o)
+	case *StagedNetworkPolicy:
+		if len(o.Spec.Types) == 0 {
+			o.Spec.Types = InferPolicyTypes(len(o.Spec.Ingress) > 0, len(o.Spec.Egress) > 0)
+		}
+		setTierLabel(o)
+	case *StagedGlobalNetworkPolicy:
+		if len(o.Spec.Types) == 0 {
+			o.Spec.Types = InferPolicyTypes(len(o.Spec.Ingress) > 0, len(o.Spec.Egress) > 0)
+		}
+		setTierLabel(o)
+	case *FelixConfiguration:
+		defaultFelixConfiguration(&o.Spec)
+	case *KubeControllersConfiguration:
+		if o.Spec.PrometheusMetricsPort == nil {
+			o.Spec.PrometheusMetricsPort = ptr(DefaultKubeControllersMetricsPort)
+		}
+		if n := o.Spec.Controllers.Node; n != nil && n.LeakGracePeriod == nil {
+			n.LeakGracePeriod = &metav1.Duration{Duration: DefaultLeakGracePeriod}
+		}
+		if lb := o.Spec.Controllers.LoadBalancer; lb != nil && lb.AssignIPs == "" {
+			lb.AssignIPs = "AllServices"
 		}
 	case *Tier:
 		if o.Spec.DefaultAction == nil {
@@ -91,6 +125,28 @@ func SetDefaults(obj Resource) {
 	case *IPAMConfig:
 		if o.Spec.AutoAllocateBlocks == nil {
 			o.Spec.AutoAllocateBlocks = ptr(true)
+		}
+	}
+}
+
+// defaultFelixConfiguration fills what calicoctl fills in every FelixConfiguration it writes (the
+// Kubernetes datastore's CRD schema adds nftablesMode and nftablesFlowTableOffload on top).
+func defaultFelixConfiguration(s *FelixConfigurationSpec) {
+	if s.FloatingIPs == nil {
+		s.FloatingIPs = ptr("Disabled")
+	}
+	if s.BPFConnectTimeLoadBalancing == nil {
+		s.BPFConnectTimeLoadBalancing = ptr("TCP")
+	}
+	if s.BPFHostNetworkedNATWithoutCTLB == nil {
+		s.BPFHostNetworkedNATWithoutCTLB = ptr("Enabled")
+	}
+	// The deprecated boolean, when set, decides both (as Calico does).
+	if s.BPFConnectTimeLoadBalancingEnabled != nil {
+		s.BPFHostNetworkedNATWithoutCTLB = ptr("Disabled")
+		s.BPFConnectTimeLoadBalancing = ptr("Disabled")
+		if *s.BPFConnectTimeLoadBalancingEnabled {
+			s.BPFConnectTimeLoadBalancing = ptr("Enabled")
 		}
 	}
 }

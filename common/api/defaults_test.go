@@ -49,33 +49,33 @@ func TestSetDefaults(t *testing.T) {
 		{
 			name: "policy without rules is ingress",
 			in:   &NetworkPolicy{},
-			want: &NetworkPolicy{Spec: NetworkPolicySpec{Tier: "default", Types: []PolicyType{PolicyTypeIngress}}},
+			want: &NetworkPolicy{ObjectMeta: tierLabel("default"), Spec: NetworkPolicySpec{Tier: "default", Types: []PolicyType{PolicyTypeIngress}}},
 		},
 		{
 			name: "policy with ingress rules only",
 			in:   &NetworkPolicy{Spec: NetworkPolicySpec{Ingress: []Rule{allowRule}}},
-			want: &NetworkPolicy{Spec: NetworkPolicySpec{Tier: "default", Ingress: []Rule{allowRule}, Types: []PolicyType{PolicyTypeIngress}}},
+			want: &NetworkPolicy{ObjectMeta: tierLabel("default"), Spec: NetworkPolicySpec{Tier: "default", Ingress: []Rule{allowRule}, Types: []PolicyType{PolicyTypeIngress}}},
 		},
 		{
 			name: "policy with egress rules only",
 			in:   &NetworkPolicy{Spec: NetworkPolicySpec{Egress: []Rule{allowRule}}},
-			want: &NetworkPolicy{Spec: NetworkPolicySpec{Tier: "default", Egress: []Rule{allowRule}, Types: []PolicyType{PolicyTypeEgress}}},
+			want: &NetworkPolicy{ObjectMeta: tierLabel("default"), Spec: NetworkPolicySpec{Tier: "default", Egress: []Rule{allowRule}, Types: []PolicyType{PolicyTypeEgress}}},
 		},
 		{
 			name: "global policy with both",
 			in:   &GlobalNetworkPolicy{Spec: GlobalNetworkPolicySpec{Ingress: []Rule{allowRule}, Egress: []Rule{allowRule}}},
-			want: &GlobalNetworkPolicy{Spec: GlobalNetworkPolicySpec{Tier: "default", Ingress: []Rule{allowRule}, Egress: []Rule{allowRule},
+			want: &GlobalNetworkPolicy{ObjectMeta: tierLabel("default"), Spec: GlobalNetworkPolicySpec{Tier: "default", Ingress: []Rule{allowRule}, Egress: []Rule{allowRule},
 				Types: []PolicyType{PolicyTypeIngress, PolicyTypeEgress}}},
 		},
 		{
 			name: "explicit types and tier kept, order stays nil",
 			in:   &GlobalNetworkPolicy{Spec: GlobalNetworkPolicySpec{Tier: "security", Types: []PolicyType{PolicyTypeEgress}}},
-			want: &GlobalNetworkPolicy{Spec: GlobalNetworkPolicySpec{Tier: "security", Types: []PolicyType{PolicyTypeEgress}}},
+			want: &GlobalNetworkPolicy{ObjectMeta: tierLabel("security"), Spec: GlobalNetworkPolicySpec{Tier: "security", Types: []PolicyType{PolicyTypeEgress}}},
 		},
 		{
 			name: "policy name with default. prefix is not renamed",
 			in:   &NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "default.allow"}},
-			want: &NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "default.allow"}, Spec: NetworkPolicySpec{Tier: "default", Types: []PolicyType{PolicyTypeIngress}}},
+			want: &NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "default.allow", Labels: map[string]string{LabelTier: "default"}}, Spec: NetworkPolicySpec{Tier: "default", Types: []PolicyType{PolicyTypeIngress}}},
 		},
 		{
 			name: "tier",
@@ -111,9 +111,31 @@ func TestSetDefaults(t *testing.T) {
 			want: &BGPConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "node.n1"}},
 		},
 		{
-			name: "FelixConfiguration is not defaulted",
+			name: "FelixConfiguration gets what calicoctl stamps only",
 			in:   &FelixConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
-			want: &FelixConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+			want: &FelixConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: FelixConfigurationSpec{
+				FloatingIPs: ptr("Disabled"), BPFConnectTimeLoadBalancing: ptr("TCP"), BPFHostNetworkedNATWithoutCTLB: ptr("Enabled")}},
+		},
+		{
+			name: "FelixConfiguration deprecated CTLB boolean decides",
+			in: &FelixConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "node.n1"}, Spec: FelixConfigurationSpec{
+				FloatingIPs: ptr("Enabled"), BPFConnectTimeLoadBalancingEnabled: ptr(true)}},
+			want: &FelixConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "node.n1"}, Spec: FelixConfigurationSpec{
+				FloatingIPs: ptr("Enabled"), BPFConnectTimeLoadBalancingEnabled: ptr(true), BPFConnectTimeLoadBalancing: ptr("Enabled"),
+				BPFHostNetworkedNATWithoutCTLB: ptr("Disabled")}},
+		},
+		{
+			name: "KubeControllersConfiguration",
+			in: &KubeControllersConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: KubeControllersConfigurationSpec{
+				Controllers: ControllersConfig{Node: &NodeControllerConfig{}, LoadBalancer: &LoadBalancerControllerConfig{}}}},
+			want: &KubeControllersConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: KubeControllersConfigurationSpec{
+				PrometheusMetricsPort: ptr(9094), Controllers: ControllersConfig{Node: &NodeControllerConfig{LeakGracePeriod: &metav1.Duration{Duration: 15 * time.Minute}},
+					LoadBalancer: &LoadBalancerControllerConfig{AssignIPs: "AllServices"}}}},
+		},
+		{
+			name: "staged policy gets types and tier label",
+			in:   &StagedNetworkPolicy{Spec: StagedNetworkPolicySpec{Tier: "security", Egress: []Rule{allowRule}}},
+			want: &StagedNetworkPolicy{ObjectMeta: tierLabel("security"), Spec: StagedNetworkPolicySpec{Tier: "security", Egress: []Rule{allowRule}, Types: []PolicyType{PolicyTypeEgress}}},
 		},
 		{
 			name: "IPAMConfig",
@@ -214,5 +236,31 @@ func TestFelixConfigurationDefaults(t *testing.T) {
 	fc.Spec = d
 	if err := Validate(fc); err != nil {
 		t.Errorf("Validate(defaults) = %v", err)
+	}
+}
+
+func tierLabel(tier string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Labels: map[string]string{LabelTier: tier}}
+}
+
+func TestFelixIgnoredFields(t *testing.T) {
+	s := FelixConfigurationSpec{
+		VXLANPort: ptr(4790), LogSeverityScreen: "Debug", // implemented
+		BPFEnabled: ptr(false), WireguardEnabled: ptr(false), // false asks for nothing
+		BPFConnectTimeLoadBalancing: ptr("TCP"), FloatingIPs: ptr("Disabled"), // calicoctl's stamped defaults
+		XDPEnabled: ptr(true), NFTablesFlowTableOffload: ptr("All"), FlowLogsFlushInterval: &metav1.Duration{Duration: time.Minute},
+		BPFConntrackTimeouts: &BPFConntrackTimeouts{TCPSynSent: ptr("20s")},
+	}
+	want := []string{"bpfConntrackTimeouts", "flowLogsFlushInterval", "nftablesFlowTableOffload", "xdpEnabled"}
+	if diff := cmp.Diff(want, FelixIgnoredFields(&s)); diff != "" {
+		t.Errorf("FelixIgnoredFields mismatch (-want +got):\n%s", diff)
+	}
+	// Every implemented name is a field of the type.
+	crd := loadCRDs(t)[KindFelixConfiguration]
+	ours := schemaPaths(crd.Spec.Versions[0].Schema.OpenAPIV3Schema)
+	for name := range FelixImplementedFields {
+		if _, ok := ours["spec."+name]; !ok {
+			t.Errorf("FelixImplementedFields names %q, which is no FelixConfiguration field", name)
+		}
 	}
 }

@@ -4,9 +4,11 @@
 // # What is here
 //
 //   - Types: one Go type per kind (IPPool, NetworkPolicy, GlobalNetworkPolicy, Tier, NetworkSet,
-//     GlobalNetworkSet, HostEndpoint, Profile, BGPPeer, BGPConfiguration, FelixConfiguration,
-//     ClusterInformation, Node, WorkloadEndpoint, IPAMBlock, BlockAffinity, IPAMHandle, IPAMConfig,
-//     IPReservation, KubeControllersConfiguration), each with TypeMeta, ObjectMeta, Spec (and Status
+//     GlobalNetworkSet, HostEndpoint, Profile, BGPPeer, BGPConfiguration, BGPFilter, FelixConfiguration,
+//     ClusterInformation, CalicoNodeStatus, Node, WorkloadEndpoint, IPAMBlock, BlockAffinity, IPAMHandle,
+//     IPAMConfiguration (Go type IPAMConfig), IPReservation, KubeControllersConfiguration and the staged
+//     policy kinds), carrying every field of Calico's CRDs (docs/compatibility.md), each with TypeMeta,
+//     ObjectMeta, Spec (and Status
 //     where Calico has one), a <Kind>List type and a New<Kind> constructor that sets TypeMeta to
 //     projectcalico.org/v3. Shared rule types (Rule, EntityRule, Port, Protocol, ...) marshal like
 //     Calico's: ports and protocols accept numbers and strings.
@@ -32,7 +34,8 @@
 // overrides a set field. Validate and the encoders never modify their argument. Decode returns objects
 // with TypeMeta set to projectcalico.org/v3 whatever group they were written in; it neither defaults nor
 // validates, so a writer calls Decode, then SetDefaults, then Validate. Policy names are never rewritten
-// (see SetDefaults for the pre-v3.32 "default." prefix).
+// (see SetDefaults for the pre-v3.32 "default." prefix). stored.go has Calico's storage conventions for
+// tiered policies (the projectcalico.org/tier label and the metadata annotation with the name).
 //
 // # Generated code and CRDs
 //

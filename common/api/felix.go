@@ -2,6 +2,7 @@ package api
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // FelixConfiguration holds agent settings: "default" for the cluster, "node.<name>" for one node. Unset
@@ -72,11 +73,12 @@ type FelixConfigurationSpec struct {
 	// +optional
 	MaxIpsetSize *int `json:"maxIpsetSize,omitempty"`
 	// IptablesBackend is Auto (default), Legacy or NFT.
-	// +kubebuilder:validation:Enum=Auto;Legacy;NFT
+	// +kubebuilder:validation:Pattern=`^(?i)(Auto|Legacy|NFT)?$`
 	// +optional
 	IptablesBackend *string `json:"iptablesBackend,omitempty"`
 	// NFTablesMode is Auto (default), Enabled or Disabled.
 	// +kubebuilder:validation:Enum=Auto;Enabled;Disabled
+	// +kubebuilder:default=Auto
 	// +optional
 	NFTablesMode *string `json:"nftablesMode,omitempty"`
 	// NetlinkTimeout bounds netlink calls (default 10s).
@@ -96,19 +98,19 @@ type FelixConfigurationSpec struct {
 	// +optional
 	InterfaceExclude string `json:"interfaceExclude,omitempty"`
 	// ChainInsertMode is Insert (default) or Append.
-	// +kubebuilder:validation:Enum=Insert;Append
+	// +kubebuilder:validation:Pattern=`^(?i)(Insert|Append)?$`
 	// +optional
 	ChainInsertMode string `json:"chainInsertMode,omitempty"`
 	// DefaultEndpointToHostAction is Drop (default), Return or Accept.
-	// +kubebuilder:validation:Enum=Drop;Return;Accept
+	// +kubebuilder:validation:Pattern=`^(?i)(Drop|Accept|Return)?$`
 	// +optional
 	DefaultEndpointToHostAction string `json:"defaultEndpointToHostAction,omitempty"`
 	// IptablesFilterAllowAction is Accept (default) or Return.
-	// +kubebuilder:validation:Enum=Accept;Return
+	// +kubebuilder:validation:Pattern=`^(?i)(Accept|Return)?$`
 	// +optional
 	IptablesFilterAllowAction string `json:"iptablesFilterAllowAction,omitempty"`
 	// IptablesMangleAllowAction is Accept (default) or Return.
-	// +kubebuilder:validation:Enum=Accept;Return
+	// +kubebuilder:validation:Pattern=`^(?i)(Accept|Return)?$`
 	// +optional
 	IptablesMangleAllowAction string `json:"iptablesMangleAllowAction,omitempty"`
 
@@ -228,7 +230,7 @@ type FelixConfigurationSpec struct {
 	// +optional
 	ProgramClusterRoutes *string `json:"programClusterRoutes,omitempty"`
 	// RouteSource is CalicoIPAM (default) or WorkloadIPs.
-	// +kubebuilder:validation:Enum=CalicoIPAM;WorkloadIPs
+	// +kubebuilder:validation:Pattern=`^(?i)(WorkloadIPs|CalicoIPAM)?$`
 	// +optional
 	RouteSource string `json:"routeSource,omitempty"`
 	// RouteTableRanges are the routing tables the agent may use.
@@ -251,11 +253,11 @@ type FelixConfigurationSpec struct {
 	// +optional
 	KubeNodePortRanges *[]Port `json:"kubeNodePortRanges,omitempty"`
 	// ServiceLoopPrevention is Drop (default), Reject or Disabled.
-	// +kubebuilder:validation:Enum=Drop;Reject;Disabled
+	// +kubebuilder:validation:Pattern=`^(?i)(Drop|Reject|Disabled)?$`
 	// +optional
 	ServiceLoopPrevention string `json:"serviceLoopPrevention,omitempty"`
 	// WorkloadSourceSpoofing is Disabled (default) or Any.
-	// +kubebuilder:validation:Enum=Disabled;Any
+	// +kubebuilder:validation:Pattern=`^(?i)(Disabled|Any)?$`
 	// +optional
 	WorkloadSourceSpoofing string `json:"workloadSourceSpoofing,omitempty"`
 	// FloatingIPs is Disabled (default) or Enabled.
@@ -311,6 +313,242 @@ type FelixConfigurationSpec struct {
 	// +kubebuilder:validation:Enum=Enabled;Disabled
 	// +optional
 	WindowsManageFirewallRules *string `json:"windowsManageFirewallRules,omitempty"`
+
+	// The settings below are Calico's too. tortie stores them so that nothing Calico wrote is lost, and its
+	// agent reports the ones it does not act on (FelixIgnoredFields).
+
+	// +kubebuilder:validation:Enum=DoNothing;Enable;Disable
+	// +optional
+	AWSSrcDstCheck *string `json:"awsSrcDstCheck,omitempty"`
+	// +kubebuilder:validation:Enum=TC;TCX;Netkit
+	// +optional
+	BPFAttachType *string `json:"bpfAttachType,omitempty"`
+	// +optional
+	BPFCTLBLogFilter *string `json:"bpfCTLBLogFilter,omitempty"`
+	// +kubebuilder:validation:Enum=TCP;Enabled;Disabled
+	// +optional
+	BPFConnectTimeLoadBalancing *string `json:"bpfConnectTimeLoadBalancing,omitempty"`
+	// +optional
+	BPFConnectTimeLoadBalancingEnabled *bool `json:"bpfConnectTimeLoadBalancingEnabled,omitempty"`
+	// +kubebuilder:validation:Enum=Off;Debug
+	// +optional
+	BPFConntrackLogLevel *string `json:"bpfConntrackLogLevel,omitempty"`
+	// +kubebuilder:validation:Enum=Auto;Userspace;BPFProgram
+	// +optional
+	BPFConntrackMode *string `json:"bpfConntrackMode,omitempty"`
+	// +optional
+	BPFConntrackTimeouts *BPFConntrackTimeouts `json:"bpfConntrackTimeouts,omitempty"`
+	// +optional
+	BPFDSROptoutCIDRs *[]string `json:"bpfDSROptoutCIDRs,omitempty"`
+	// +optional
+	BPFDisableGROForIfaces *string `json:"bpfDisableGROForIfaces,omitempty"`
+	// +optional
+	BPFDisableUnprivileged *bool `json:"bpfDisableUnprivileged,omitempty"`
+	// +optional
+	BPFEnforceRPF *string `json:"bpfEnforceRPF,omitempty"`
+	// +optional
+	BPFExcludeCIDRsFromNAT *[]string `json:"bpfExcludeCIDRsFromNAT,omitempty"`
+	// +optional
+	BPFExportBufferSizeMB *int `json:"bpfExportBufferSizeMB,omitempty"`
+	// +optional
+	BPFExtToServiceConnmark *int `json:"bpfExtToServiceConnmark,omitempty"`
+	// +optional
+	BPFExternalServiceMode *string `json:"bpfExternalServiceMode,omitempty"`
+	// +optional
+	BPFForceTrackPacketsFromIfaces *[]string `json:"bpfForceTrackPacketsFromIfaces,omitempty"`
+	// +optional
+	BPFHostConntrackBypass *bool `json:"bpfHostConntrackBypass,omitempty"`
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +optional
+	BPFHostNetworkedNATWithoutCTLB *string `json:"bpfHostNetworkedNATWithoutCTLB,omitempty"`
+	// +optional
+	BPFIPFragTimeout *metav1.Duration `json:"bpfIPFragTimeout,omitempty"`
+	// +optional
+	BPFIPFragmentReassemblyEnabled *bool `json:"bpfIPFragmentReassemblyEnabled,omitempty"`
+	// +kubebuilder:validation:Enum=Auto;Strict
+	// +optional
+	BPFJITHardening *string `json:"bpfJITHardening,omitempty"`
+	// +optional
+	BPFKubeProxyHealthzPort *int `json:"bpfKubeProxyHealthzPort,omitempty"`
+	// +optional
+	BPFKubeProxyIptablesCleanupEnabled *bool `json:"bpfKubeProxyIptablesCleanupEnabled,omitempty"`
+	// +optional
+	BPFKubeProxyMinSyncPeriod *metav1.Duration `json:"bpfKubeProxyMinSyncPeriod,omitempty"`
+	// +optional
+	BPFL3IfacePattern *string `json:"bpfL3IfacePattern,omitempty"`
+	// +optional
+	BPFLogFilters map[string]string `json:"bpfLogFilters,omitempty"`
+	// +optional
+	BPFMaglevMaxEndpointsPerService *int `json:"bpfMaglevMaxEndpointsPerService,omitempty"`
+	// +optional
+	BPFMaglevMaxServices *int `json:"bpfMaglevMaxServices,omitempty"`
+	// +optional
+	BPFMapSizeConntrack *int `json:"bpfMapSizeConntrack,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	BPFMapSizeConntrackCleanupQueue *int `json:"bpfMapSizeConntrackCleanupQueue,omitempty"`
+	// +optional
+	BPFMapSizeConntrackScaling *string `json:"bpfMapSizeConntrackScaling,omitempty"`
+	// +optional
+	BPFMapSizeIPSets *int `json:"bpfMapSizeIPSets,omitempty"`
+	// +optional
+	BPFMapSizeIfState *int `json:"bpfMapSizeIfState,omitempty"`
+	// +optional
+	BPFMapSizeNATAffinity *int `json:"bpfMapSizeNATAffinity,omitempty"`
+	// +optional
+	BPFMapSizeNATBackend *int `json:"bpfMapSizeNATBackend,omitempty"`
+	// +optional
+	BPFMapSizeNATFrontend *int `json:"bpfMapSizeNATFrontend,omitempty"`
+	// +optional
+	BPFMapSizePerCPUConntrack *int `json:"bpfMapSizePerCpuConntrack,omitempty"`
+	// +optional
+	BPFMapSizeRoute *int `json:"bpfMapSizeRoute,omitempty"`
+	// +kubebuilder:validation:Enum=TunnelAddress;HostAddress
+	// +optional
+	BPFOverlayHostSourceIP *string `json:"bpfOverlayHostSourceIP,omitempty"`
+	// +optional
+	BPFPSNATPorts *intstr.IntOrString `json:"bpfPSNATPorts,omitempty"`
+	// +optional
+	BPFPolicyDebugEnabled *bool `json:"bpfPolicyDebugEnabled,omitempty"`
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +optional
+	BPFProfiling *string `json:"bpfProfiling,omitempty"`
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +optional
+	BPFRedirectToPeer *string `json:"bpfRedirectToPeer,omitempty"`
+	// +optional
+	CgroupV2Path *string `json:"cgroupV2Path,omitempty"`
+	// +optional
+	DebugDisableLogDropping *bool `json:"debugDisableLogDropping,omitempty"`
+	// +optional
+	DebugHost *string `json:"debugHost,omitempty"`
+	// +optional
+	DebugMemoryProfilePath *string `json:"debugMemoryProfilePath,omitempty"`
+	// +optional
+	DebugPort *int `json:"debugPort,omitempty"`
+	// +optional
+	DebugSimulateCalcGraphHangAfter *metav1.Duration `json:"debugSimulateCalcGraphHangAfter,omitempty"`
+	// +optional
+	DebugSimulateDataplaneApplyDelay *metav1.Duration `json:"debugSimulateDataplaneApplyDelay,omitempty"`
+	// +optional
+	DebugSimulateDataplaneHangAfter *metav1.Duration `json:"debugSimulateDataplaneHangAfter,omitempty"`
+	// +optional
+	DisableConntrackInvalidCheck *bool `json:"disableConntrackInvalidCheck,omitempty"`
+	// +optional
+	EndpointStatusPathPrefix *string `json:"endpointStatusPathPrefix,omitempty"`
+	// +optional
+	ExternalNodesList *[]string `json:"externalNodesList,omitempty"`
+	// +optional
+	FeatureDetectOverride *string `json:"featureDetectOverride,omitempty"`
+	// +optional
+	FeatureGates *string `json:"featureGates,omitempty"`
+	// +optional
+	FlowLogsCollectorDebugTrace *bool `json:"flowLogsCollectorDebugTrace,omitempty"`
+	// +optional
+	FlowLogsFlushInterval *metav1.Duration `json:"flowLogsFlushInterval,omitempty"`
+	// +optional
+	FlowLogsGoldmaneServer *string `json:"flowLogsGoldmaneServer,omitempty"`
+	// +kubebuilder:validation:Enum=Disabled;Enabled
+	// +optional
+	FlowLogsLocalReporter *string `json:"flowLogsLocalReporter,omitempty"`
+	// +kubebuilder:validation:Enum=None;Continuous
+	// +optional
+	FlowLogsPolicyEvaluationMode *string `json:"flowLogsPolicyEvaluationMode,omitempty"`
+	// +optional
+	GoGCThreshold *int `json:"goGCThreshold,omitempty"`
+	// +optional
+	GoMaxProcs *int `json:"goMaxProcs,omitempty"`
+	// +optional
+	GoMemoryLimitMB *int `json:"goMemoryLimitMB,omitempty"`
+	// +optional
+	HealthTimeoutOverrides *[]HealthTimeoutOverride `json:"healthTimeoutOverrides,omitempty"`
+	// +optional
+	IptablesFilterDenyAction *string `json:"iptablesFilterDenyAction,omitempty"`
+	// +optional
+	IptablesNATOutgoingInterfaceFilter *string `json:"iptablesNATOutgoingInterfaceFilter,omitempty"`
+	// +optional
+	IPv4ElevatedRoutePriority *int `json:"ipv4ElevatedRoutePriority,omitempty"`
+	// +optional
+	IPv4NormalRoutePriority *int `json:"ipv4NormalRoutePriority,omitempty"`
+	// +optional
+	IPv6ElevatedRoutePriority *int `json:"ipv6ElevatedRoutePriority,omitempty"`
+	// +optional
+	IPv6NormalRoutePriority *int `json:"ipv6NormalRoutePriority,omitempty"`
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +optional
+	IstioAmbientMode *string `json:"istioAmbientMode,omitempty"`
+	// +optional
+	IstioDSCPMark *intstr.IntOrString `json:"istioDSCPMark,omitempty"`
+	// +optional
+	LiveMigrationRouteConvergenceTime *metav1.Duration `json:"liveMigrationRouteConvergenceTime,omitempty"`
+	// +kubebuilder:validation:Enum=Disabled;PodsAndLoadBalancers
+	// +optional
+	LocalSubnetL2Reachability *string `json:"localSubnetL2Reachability,omitempty"`
+	// +optional
+	LocalSubnetL2ReachabilityRefreshInterval *string `json:"localSubnetL2ReachabilityRefreshInterval,omitempty"`
+	// +optional
+	LogActionRateLimit *string `json:"logActionRateLimit,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=9999
+	// +optional
+	LogActionRateLimitBurst *int `json:"logActionRateLimitBurst,omitempty"`
+	// +optional
+	LogDebugFilenameRegex *string `json:"logDebugFilenameRegex,omitempty"`
+	// +optional
+	MetadataAddr *string `json:"metadataAddr,omitempty"`
+	// +optional
+	MetadataPort *int `json:"metadataPort,omitempty"`
+	// +optional
+	NFTablesFilterAllowAction *string `json:"nftablesFilterAllowAction,omitempty"`
+	// +optional
+	NFTablesFilterDenyAction *string `json:"nftablesFilterDenyAction,omitempty"`
+	// +optional
+	NFTablesFlowTableDataIfacePattern *string `json:"nftablesFlowTableDataIfacePattern,omitempty"`
+	// +kubebuilder:validation:Enum=All;Disabled
+	// +kubebuilder:default=Disabled
+	// +optional
+	NFTablesFlowTableOffload *string `json:"nftablesFlowTableOffload,omitempty"`
+	// +optional
+	NFTablesMangleAllowAction *string `json:"nftablesMangleAllowAction,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
+	// +optional
+	NFTablesMarkMask *int `json:"nftablesMarkMask,omitempty"`
+	// +optional
+	NFTablesRefreshInterval *string `json:"nftablesRefreshInterval,omitempty"`
+	// +optional
+	NodeSelector *string `json:"nodeSelector,omitempty"`
+	// +optional
+	OpenstackRegion *string `json:"openstackRegion,omitempty"`
+	// +optional
+	PrometheusGoMetricsEnabled *bool `json:"prometheusGoMetricsEnabled,omitempty"`
+	// +optional
+	PrometheusMetricsCAFile *string `json:"prometheusMetricsCAFile,omitempty"`
+	// +optional
+	PrometheusMetricsCertFile *string `json:"prometheusMetricsCertFile,omitempty"`
+	// +kubebuilder:validation:Enum=RequireAndVerifyClientCert;RequireAnyClientCert;VerifyClientCertIfGiven;NoClientCert
+	// +optional
+	PrometheusMetricsClientAuth *string `json:"prometheusMetricsClientAuth,omitempty"`
+	// +optional
+	PrometheusMetricsKeyFile *string `json:"prometheusMetricsKeyFile,omitempty"`
+	// +optional
+	PrometheusProcessMetricsEnabled *bool `json:"prometheusProcessMetricsEnabled,omitempty"`
+	// +optional
+	PrometheusWireGuardMetricsEnabled *bool `json:"prometheusWireGuardMetricsEnabled,omitempty"`
+	// +optional
+	RequireMTUFile *bool `json:"requireMTUFile,omitempty"`
+	// +optional
+	RouteTableRange *RouteTableIDRange `json:"routeTableRange,omitempty"`
+	// +optional
+	SidecarAccelerationEnabled *bool `json:"sidecarAccelerationEnabled,omitempty"`
+	// +optional
+	UsageReportingInitialDelay *metav1.Duration `json:"usageReportingInitialDelay,omitempty"`
+	// +optional
+	UsageReportingInterval *metav1.Duration `json:"usageReportingInterval,omitempty"`
+	// +optional
+	WireguardThreadingEnabled *bool `json:"wireguardThreadingEnabled,omitempty"`
+	// +optional
+	XDPRefreshInterval *metav1.Duration `json:"xdpRefreshInterval,omitempty"`
 }
 
 // FelixConfigurationList is a list of FelixConfiguration.
@@ -320,4 +558,30 @@ type FelixConfigurationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []FelixConfiguration `json:"items"`
+}
+
+// BPFConntrackTimeouts are the eBPF dataplane's conntrack timeouts: durations or "Auto".
+type BPFConntrackTimeouts struct {
+	// +optional
+	CreationGracePeriod *string `json:"creationGracePeriod,omitempty"`
+	// +optional
+	TCPSynSent *string `json:"tcpSynSent,omitempty"`
+	// +optional
+	TCPEstablished *string `json:"tcpEstablished,omitempty"`
+	// +optional
+	TCPFinsSeen *string `json:"tcpFinsSeen,omitempty"`
+	// +optional
+	TCPResetSeen *string `json:"tcpResetSeen,omitempty"`
+	// +optional
+	UDPTimeout *string `json:"udpTimeout,omitempty"`
+	// +optional
+	GenericTimeout *string `json:"genericTimeout,omitempty"`
+	// +optional
+	ICMPTimeout *string `json:"icmpTimeout,omitempty"`
+}
+
+// HealthTimeoutOverride changes the timeout of one named health reporter.
+type HealthTimeoutOverride struct {
+	Name    string `json:"name"`
+	Timeout string `json:"timeout"`
 }

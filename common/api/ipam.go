@@ -36,6 +36,7 @@ type IPAMBlockSpec struct {
 	// Attributes hold the handle and metadata of allocations.
 	Attributes []AllocationAttribute `json:"attributes"`
 	// SequenceNumber increases with every allocation in the block.
+	// +kubebuilder:default=0
 	// +optional
 	SequenceNumber uint64 `json:"sequenceNumber"`
 	// SequenceNumberForAllocation maps an ordinal (as a decimal string) to the sequence number at its allocation.
@@ -54,6 +55,10 @@ type AllocationAttribute struct {
 	// Secondary holds metadata: pod, namespace, node, timestamp, type, service, ...
 	// +optional
 	Secondary map[string]string `json:"secondary,omitempty"`
+	// AlternateOwnerAttrs hold a second owner's attributes while an address moves between owners (Calico
+	// uses them for KubeVirt live migration).
+	// +optional
+	AlternateOwnerAttrs map[string]string `json:"alternateOwnerAttrs,omitempty"`
 	// ReleasedAt is when the address was released (cool-down before reuse).
 	// +optional
 	ReleasedAt *metav1.Time `json:"releasedAt,omitempty"`

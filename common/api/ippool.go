@@ -46,6 +46,7 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster
+// +kubebuilder:subresource:status
 type IPPool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -78,6 +79,7 @@ type IPPoolSpec struct {
 	// +optional
 	BlockSize int `json:"blockSize,omitempty"`
 	// NodeSelector chooses the nodes that may allocate from the pool (default "all()").
+	// +kubebuilder:default="all()"
 	// +optional
 	NodeSelector string `json:"nodeSelector,omitempty"`
 	// NamespaceSelector chooses the namespaces whose pods may allocate from the pool.
@@ -87,6 +89,7 @@ type IPPoolSpec struct {
 	// +optional
 	AllowedUses []IPPoolAllowedUse `json:"allowedUses,omitempty"`
 	// AssignmentMode is Automatic (default) or Manual (used only when requested explicitly).
+	// +kubebuilder:default=Automatic
 	// +optional
 	AssignmentMode *AssignmentMode `json:"assignmentMode,omitempty"`
 }

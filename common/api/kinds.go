@@ -6,26 +6,40 @@ import (
 
 // Kind names.
 const (
-	KindIPPool                       = "IPPool"
-	KindNetworkPolicy                = "NetworkPolicy"
-	KindGlobalNetworkPolicy          = "GlobalNetworkPolicy"
-	KindTier                         = "Tier"
-	KindNetworkSet                   = "NetworkSet"
-	KindGlobalNetworkSet             = "GlobalNetworkSet"
-	KindHostEndpoint                 = "HostEndpoint"
-	KindProfile                      = "Profile"
-	KindBGPPeer                      = "BGPPeer"
-	KindBGPConfiguration             = "BGPConfiguration"
-	KindFelixConfiguration           = "FelixConfiguration"
-	KindClusterInformation           = "ClusterInformation"
-	KindNode                         = "Node"
-	KindWorkloadEndpoint             = "WorkloadEndpoint"
-	KindIPAMBlock                    = "IPAMBlock"
-	KindBlockAffinity                = "BlockAffinity"
-	KindIPAMHandle                   = "IPAMHandle"
-	KindIPAMConfig                   = "IPAMConfig"
-	KindIPReservation                = "IPReservation"
-	KindKubeControllersConfiguration = "KubeControllersConfiguration"
+	KindIPPool                        = "IPPool"
+	KindNetworkPolicy                 = "NetworkPolicy"
+	KindGlobalNetworkPolicy           = "GlobalNetworkPolicy"
+	KindTier                          = "Tier"
+	KindNetworkSet                    = "NetworkSet"
+	KindGlobalNetworkSet              = "GlobalNetworkSet"
+	KindHostEndpoint                  = "HostEndpoint"
+	KindProfile                       = "Profile"
+	KindBGPPeer                       = "BGPPeer"
+	KindBGPConfiguration              = "BGPConfiguration"
+	KindFelixConfiguration            = "FelixConfiguration"
+	KindClusterInformation            = "ClusterInformation"
+	KindNode                          = "Node"
+	KindWorkloadEndpoint              = "WorkloadEndpoint"
+	KindIPAMBlock                     = "IPAMBlock"
+	KindBlockAffinity                 = "BlockAffinity"
+	KindIPAMHandle                    = "IPAMHandle"
+	KindIPReservation                 = "IPReservation"
+	KindKubeControllersConfiguration  = "KubeControllersConfiguration"
+	KindBGPFilter                     = "BGPFilter"
+	KindCalicoNodeStatus              = "CalicoNodeStatus"
+	KindStagedNetworkPolicy           = "StagedNetworkPolicy"
+	KindStagedGlobalNetworkPolicy     = "StagedGlobalNetworkPolicy"
+	KindStagedKubernetesNetworkPolicy = "StagedKubernetesNetworkPolicy"
+
+	// KindIPAMConfiguration is the IPAM settings singleton, named as Calico's v3 API names it: etcd keeps it
+	// under …/ipamconfigurations/default, and the Kubernetes datastore as the custom resource
+	// ipamconfigs.crd.projectcalico.org of kind IPAMConfig (CRDKindIPAMConfig). "IPAMConfig" is accepted
+	// on input as an alias.
+	KindIPAMConfiguration = "IPAMConfiguration"
+	// KindIPAMConfig is the former name of KindIPAMConfiguration; both name the same registered kind.
+	KindIPAMConfig = KindIPAMConfiguration
+	// CRDKindIPAMConfig is the custom resource kind that stores an IPAMConfiguration in Kubernetes.
+	CRDKindIPAMConfig = "IPAMConfig"
 )
 
 func typeMeta(kind string) metav1.TypeMeta {
@@ -95,8 +109,8 @@ func NewBlockAffinity() *BlockAffinity { return &BlockAffinity{TypeMeta: typeMet
 // NewIPAMHandle returns an empty IPAMHandle with TypeMeta set to IPAMHandle in projectcalico.org/v3.
 func NewIPAMHandle() *IPAMHandle { return &IPAMHandle{TypeMeta: typeMeta(KindIPAMHandle)} }
 
-// NewIPAMConfig returns an empty IPAMConfig with TypeMeta set to IPAMConfig in projectcalico.org/v3.
-func NewIPAMConfig() *IPAMConfig { return &IPAMConfig{TypeMeta: typeMeta(KindIPAMConfig)} }
+// NewIPAMConfig returns an empty IPAMConfig with TypeMeta set to IPAMConfiguration in projectcalico.org/v3.
+func NewIPAMConfig() *IPAMConfig { return &IPAMConfig{TypeMeta: typeMeta(KindIPAMConfiguration)} }
 
 // NewIPReservation returns an empty IPReservation with TypeMeta set to IPReservation in projectcalico.org/v3.
 func NewIPReservation() *IPReservation { return &IPReservation{TypeMeta: typeMeta(KindIPReservation)} }
@@ -104,4 +118,27 @@ func NewIPReservation() *IPReservation { return &IPReservation{TypeMeta: typeMet
 // NewKubeControllersConfiguration returns an empty KubeControllersConfiguration with TypeMeta set to KubeControllersConfiguration in projectcalico.org/v3.
 func NewKubeControllersConfiguration() *KubeControllersConfiguration {
 	return &KubeControllersConfiguration{TypeMeta: typeMeta(KindKubeControllersConfiguration)}
+}
+
+// NewBGPFilter returns an empty BGPFilter with TypeMeta set to BGPFilter in projectcalico.org/v3.
+func NewBGPFilter() *BGPFilter { return &BGPFilter{TypeMeta: typeMeta(KindBGPFilter)} }
+
+// NewCalicoNodeStatus returns an empty CalicoNodeStatus with TypeMeta set to CalicoNodeStatus in projectcalico.org/v3.
+func NewCalicoNodeStatus() *CalicoNodeStatus {
+	return &CalicoNodeStatus{TypeMeta: typeMeta(KindCalicoNodeStatus)}
+}
+
+// NewStagedNetworkPolicy returns an empty StagedNetworkPolicy with TypeMeta set to StagedNetworkPolicy in projectcalico.org/v3.
+func NewStagedNetworkPolicy() *StagedNetworkPolicy {
+	return &StagedNetworkPolicy{TypeMeta: typeMeta(KindStagedNetworkPolicy)}
+}
+
+// NewStagedGlobalNetworkPolicy returns an empty StagedGlobalNetworkPolicy with TypeMeta set to StagedGlobalNetworkPolicy in projectcalico.org/v3.
+func NewStagedGlobalNetworkPolicy() *StagedGlobalNetworkPolicy {
+	return &StagedGlobalNetworkPolicy{TypeMeta: typeMeta(KindStagedGlobalNetworkPolicy)}
+}
+
+// NewStagedKubernetesNetworkPolicy returns an empty StagedKubernetesNetworkPolicy with TypeMeta set to StagedKubernetesNetworkPolicy in projectcalico.org/v3.
+func NewStagedKubernetesNetworkPolicy() *StagedKubernetesNetworkPolicy {
+	return &StagedKubernetesNetworkPolicy{TypeMeta: typeMeta(KindStagedKubernetesNetworkPolicy)}
 }

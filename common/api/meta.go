@@ -53,6 +53,13 @@ type KindInfo struct {
 	Namespaced bool
 	// New returns a new, empty object of this kind with its TypeMeta set.
 	New func() Resource
+	// CRDKind and CRDPlural name the crd.projectcalico.org/v1 custom resource that stores the kind in
+	// Kubernetes when it differs from Kind and Plural (IPAMConfiguration is stored as IPAMConfig in
+	// ipamconfigs, as Calico stores it). Register fills them from Kind and Plural when empty.
+	CRDKind, CRDPlural string
+	// StatusSubresource is true when the CRD has a status subresource: the API server ignores status on
+	// create and update, and it is written through /status.
+	StatusSubresource bool
 
 	typ reflect.Type
 }
@@ -71,6 +78,12 @@ func Register(info KindInfo) {
 	defer registry.Unlock()
 	obj := info.New()
 	info.typ = reflect.TypeOf(obj)
+	if info.CRDKind == "" {
+		info.CRDKind = info.Kind
+	}
+	if info.CRDPlural == "" {
+		info.CRDPlural = info.Plural
+	}
 	p := &info
 	for _, name := range append([]string{info.Kind, info.Plural}, info.ShortNames...) {
 		k := strings.ToLower(name)

@@ -67,6 +67,13 @@ const (
 	NodeAnnotationWireguardPublicKey         = "projectcalico.org/WireguardPublicKey"
 	NodeAnnotationWireguardPublicKeyV6       = "projectcalico.org/WireguardPublicKeyV6"
 	NodeAnnotationInterfaces                 = "projectcalico.org/Interfaces"
+	// NodeAnnotationLabels and NodeAnnotationAnnotations hold the labels and annotations set on a Node
+	// through Calico or tortie (JSON objects); the Kubernetes Node's own labels are not among them.
+	NodeAnnotationLabels      = "projectcalico.org/labels"
+	NodeAnnotationAnnotations = "projectcalico.org/annotations"
+	// NodeAnnotationKubeLabels is on the tortie Node (not the Kubernetes one): the Kubernetes Node's
+	// labels as JSON, as Calico records them, so that a write leaves those out of NodeAnnotationLabels.
+	NodeAnnotationKubeLabels = "projectcalico.org/kube-labels"
 )
 
 // Profile and label prefixes of the profiles synthesised from namespaces and service accounts.

@@ -18,6 +18,7 @@ type NetworkPolicy struct {
 // NetworkPolicySpec is the spec of a NetworkPolicy.
 type NetworkPolicySpec struct {
 	// Tier is the tier the policy belongs to (default "default").
+	// +kubebuilder:default=default
 	// +optional
 	Tier string `json:"tier,omitempty"`
 	// Order orders policies within a tier, lower first; nil means last.
@@ -65,6 +66,7 @@ type GlobalNetworkPolicy struct {
 // GlobalNetworkPolicySpec is the spec of a GlobalNetworkPolicy.
 type GlobalNetworkPolicySpec struct {
 	// Tier is the tier the policy belongs to (default "default").
+	// +kubebuilder:default=default
 	// +optional
 	Tier string `json:"tier,omitempty"`
 	// Order orders policies within a tier, lower first; nil means last.
@@ -116,10 +118,21 @@ type GlobalNetworkPolicyList struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster
+// +kubebuilder:subresource:status
 type Tier struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              TierSpec `json:"spec,omitempty"`
+	// +optional
+	Status TierStatus `json:"status,omitempty"`
+}
+
+// TierStatus holds the tier's conditions (Calico reports whether the tier is ready).
+type TierStatus struct {
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // TierSpec is the spec of a Tier.
@@ -129,6 +142,7 @@ type TierSpec struct {
 	Order *float64 `json:"order,omitempty"`
 	// DefaultAction applies at the end of the tier to endpoints that its policies select: Deny (default) or
 	// Pass (Validate checks this; the schema allows any Action).
+	// +kubebuilder:default=Deny
 	// +optional
 	DefaultAction *Action `json:"defaultAction,omitempty"`
 }

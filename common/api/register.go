@@ -5,10 +5,11 @@ func init() {
 		Register(KindInfo{Kind: kind, Plural: plural, ShortNames: short, Namespaced: namespaced, New: newFn})
 	}
 	// Short names are calicoctl's aliases (singular forms equal to the kind are implied by the kind itself).
-	reg(KindIPPool, "ippools", false, func() Resource { return NewIPPool() }, "ipp", "ipps", "pool", "pools")
+	Register(KindInfo{Kind: KindIPPool, Plural: "ippools", ShortNames: []string{"ipp", "ipps", "pool", "pools"}, StatusSubresource: true,
+		New: func() Resource { return NewIPPool() }})
 	reg(KindNetworkPolicy, "networkpolicies", true, func() Resource { return NewNetworkPolicy() }, "np", "nps", "policy", "policies", "pol", "pols")
 	reg(KindGlobalNetworkPolicy, "globalnetworkpolicies", false, func() Resource { return NewGlobalNetworkPolicy() }, "gnp", "gnps")
-	reg(KindTier, "tiers", false, func() Resource { return NewTier() })
+	Register(KindInfo{Kind: KindTier, Plural: "tiers", StatusSubresource: true, New: func() Resource { return NewTier() }})
 	reg(KindNetworkSet, "networksets", true, func() Resource { return NewNetworkSet() }, "netset", "netsets")
 	reg(KindGlobalNetworkSet, "globalnetworksets", false, func() Resource { return NewGlobalNetworkSet() }, "gns")
 	reg(KindHostEndpoint, "hostendpoints", false, func() Resource { return NewHostEndpoint() }, "hep", "heps")
@@ -22,7 +23,15 @@ func init() {
 	reg(KindIPAMBlock, "ipamblocks", false, func() Resource { return NewIPAMBlock() })
 	reg(KindBlockAffinity, "blockaffinities", false, func() Resource { return NewBlockAffinity() }, "affinity", "affinities")
 	reg(KindIPAMHandle, "ipamhandles", false, func() Resource { return NewIPAMHandle() })
-	reg(KindIPAMConfig, "ipamconfigs", false, func() Resource { return NewIPAMConfig() }, "IPAMConfiguration", "ipamconfigurations")
+	Register(KindInfo{Kind: KindIPAMConfiguration, Plural: "ipamconfigurations", CRDKind: CRDKindIPAMConfig, CRDPlural: "ipamconfigs",
+		ShortNames: []string{CRDKindIPAMConfig, "ipamconfigs"}, New: func() Resource { return NewIPAMConfig() }})
 	reg(KindIPReservation, "ipreservations", false, func() Resource { return NewIPReservation() }, "ipres")
-	reg(KindKubeControllersConfiguration, "kubecontrollersconfigurations", false, func() Resource { return NewKubeControllersConfiguration() }, "kcconfig", "kcconfigs")
+	Register(KindInfo{Kind: KindKubeControllersConfiguration, Plural: "kubecontrollersconfigurations", ShortNames: []string{"kcconfig", "kcconfigs"},
+		StatusSubresource: true, New: func() Resource { return NewKubeControllersConfiguration() }})
+	reg(KindBGPFilter, "bgpfilters", false, func() Resource { return NewBGPFilter() }, "bgpf", "bgpfs")
+	Register(KindInfo{Kind: KindCalicoNodeStatus, Plural: "caliconodestatuses", ShortNames: []string{"cns"},
+		StatusSubresource: true, New: func() Resource { return NewCalicoNodeStatus() }})
+	reg(KindStagedNetworkPolicy, "stagednetworkpolicies", true, func() Resource { return NewStagedNetworkPolicy() }, "snp", "snps")
+	reg(KindStagedGlobalNetworkPolicy, "stagedglobalnetworkpolicies", false, func() Resource { return NewStagedGlobalNetworkPolicy() }, "sgnp", "sgnps")
+	reg(KindStagedKubernetesNetworkPolicy, "stagedkubernetesnetworkpolicies", true, func() Resource { return NewStagedKubernetesNetworkPolicy() }, "sknp", "sknps")
 }

@@ -315,10 +315,10 @@ type Rule struct {
 	NotICMP *ICMPFields `json:"notICMP,omitempty"`
 	// Source matches the packet's source.
 	// +optional
-	Source EntityRule `json:"source,omitempty"`
+	Source EntityRule `json:"source,omitzero"`
 	// Destination matches the packet's destination.
 	// +optional
-	Destination EntityRule `json:"destination,omitempty"`
+	Destination EntityRule `json:"destination,omitzero"`
 	// HTTP matches HTTP requests (application-layer policy; kept for compatibility, not enforced by tortie).
 	// +optional
 	HTTP *HTTPMatch `json:"http,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -130,7 +131,7 @@ func sampleObjects() []Resource {
 
 	res := NewIPReservation()
 	res.ObjectMeta = meta("reserved")
-	res.Spec.ReservedCIDRs = []string{"10.244.0.1", "10.244.1.0/24"}
+	res.Spec.ReservedCIDRs = []string{"10.244.0.1/32", "10.244.1.0/24"}
 
 	kcc := NewKubeControllersConfiguration()
 	kcc.ObjectMeta = meta("default")
@@ -141,5 +142,33 @@ func sampleObjects() []Resource {
 			LoadBalancer: &LoadBalancerControllerConfig{AssignIPs: "AllServices"}}}
 	kcc.Status = KubeControllersConfigurationStatus{RunningConfig: kcc.Spec.DeepCopy(), EnvironmentVars: map[string]string{"DATASTORE_TYPE": "kubernetes"}}
 
-	return []Resource{pool, np, gnp, tier, ns, gns, hep, pro, peer, bgpc, fc, ci, node, wep, block, aff, h, ic, res, kcc}
+	filter := NewBGPFilter()
+	filter.ObjectMeta = meta("only-pods")
+	filter.Spec = BGPFilterSpec{ExportV4: []BGPFilterRule{{Action: "Accept", CIDR: "10.244.0.0/16", MatchOperator: "In",
+		PrefixLength: &BGPFilterPrefixLength{Min: ptr(int32(16)), Max: ptr(int32(26))}, Operations: []BGPFilterOperation{{AddCommunity: &BGPFilterAddCommunity{Value: "64512:100"}}}},
+		{Action: "Reject"}}}
+
+	cns := NewCalicoNodeStatus()
+	cns.ObjectMeta = meta("n1-status")
+	cns.Spec = CalicoNodeStatusSpec{Node: "n1", Classes: []NodeStatusClass{"Agent", "BGP"}, UpdatePeriodSeconds: ptr(int32(10))}
+	cns.Status = CalicoNodeStatusStatus{LastUpdated: metav1.Unix(1700000000, 0), BGP: CalicoNodeBGPStatus{NumberEstablishedV4: 1,
+		PeersV4: []BGPPeerStatus{{PeerIP: "10.0.0.254", Type: "GlobalPeer", State: "Established", Since: "09:00:00"}}}}
+
+	snp := NewStagedNetworkPolicy()
+	snp.ObjectMeta = meta("staged-web")
+	snp.Namespace = "prod"
+	snp.Spec = StagedNetworkPolicySpec{StagedAction: StagedActionSet, Tier: "default", Order: ptr(10.0), Ingress: rules[:1], Selector: "app == 'web'",
+		Types: []PolicyType{PolicyTypeIngress}}
+
+	sgnp := NewStagedGlobalNetworkPolicy()
+	sgnp.ObjectMeta = meta("staged-host")
+	sgnp.Spec = StagedGlobalNetworkPolicySpec{StagedAction: StagedActionDelete, Tier: "default", Selector: "has(host)", Types: []PolicyType{PolicyTypeIngress}}
+
+	sknp := NewStagedKubernetesNetworkPolicy()
+	sknp.ObjectMeta = meta("staged-knp")
+	sknp.Namespace = "prod"
+	sknp.Spec = StagedKubernetesNetworkPolicySpec{StagedAction: StagedActionSet, PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}
+
+	return []Resource{pool, np, gnp, tier, ns, gns, hep, pro, peer, bgpc, fc, ci, node, wep, block, aff, h, ic, res, kcc, filter, cns, snp, sgnp, sknp}
 }

@@ -152,9 +152,13 @@ func TestRegistry(t *testing.T) {
 		"FelixConfiguration": {"felixconfigurations", false}, "ClusterInformation": {"clusterinformations", false},
 		"Node": {"nodes", false}, "WorkloadEndpoint": {"workloadendpoints", true},
 		"IPAMBlock": {"ipamblocks", false}, "BlockAffinity": {"blockaffinities", false},
-		"IPAMHandle": {"ipamhandles", false}, "IPAMConfig": {"ipamconfigs", false},
+		"IPAMHandle": {"ipamhandles", false}, "IPAMConfiguration": {"ipamconfigurations", false},
 		"IPReservation":                {"ipreservations", false},
 		"KubeControllersConfiguration": {"kubecontrollersconfigurations", false},
+		"BGPFilter":                    {"bgpfilters", false}, "CalicoNodeStatus": {"caliconodestatuses", false},
+		"StagedNetworkPolicy":           {"stagednetworkpolicies", true},
+		"StagedGlobalNetworkPolicy":     {"stagedglobalnetworkpolicies", false},
+		"StagedKubernetesNetworkPolicy": {"stagedkubernetesnetworkpolicies", true},
 	}
 	kinds := Kinds()
 	if len(kinds) != len(want) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,6 +98,14 @@ func Validate(obj Resource) error {
 		v.nets("spec.nets", o.Spec.Nets, 0, 0)
 	case *HostEndpoint:
 		v.hostEndpoint(&o.Spec)
+	case *StagedNetworkPolicy:
+		v.policy(policyView{tier: o.Spec.Tier, order: o.Spec.Order, ingress: o.Spec.Ingress, egress: o.Spec.Egress,
+			selector: o.Spec.Selector, types: o.Spec.Types, saSelector: o.Spec.ServiceAccountSelector, hints: o.Spec.PerformanceHints})
+	case *StagedGlobalNetworkPolicy:
+		v.policy(policyView{tier: o.Spec.Tier, order: o.Spec.Order, ingress: o.Spec.Ingress, egress: o.Spec.Egress,
+			selector: o.Spec.Selector, types: o.Spec.Types, saSelector: o.Spec.ServiceAccountSelector, hints: o.Spec.PerformanceHints,
+			global: true, nsSelector: o.Spec.NamespaceSelector, doNotTrack: o.Spec.DoNotTrack, preDNAT: o.Spec.PreDNAT,
+			applyOnForward: o.Spec.ApplyOnForward})
 	case *Profile:
 		v.rules("spec.ingress", o.Spec.Ingress)
 		v.rules("spec.egress", o.Spec.Egress)
@@ -111,6 +120,7 @@ func Validate(obj Resource) error {
 		v.node(&o.Spec)
 	case *WorkloadEndpoint:
 		v.workloadEndpoint(&o.Spec)
+		v.workloadEndpointName(o)
 	case *IPAMBlock:
 		v.ipamBlock(&o.Spec)
 	case *BlockAffinity:
@@ -122,7 +132,7 @@ func Validate(obj Resource) error {
 	case *IPAMConfig:
 		v.ipamConfig(o)
 	case *IPReservation:
-		v.nets("spec.reservedCIDRs", o.Spec.ReservedCIDRs, 0, 0)
+		v.reservedCIDRs(o.Spec.ReservedCIDRs)
 	case *KubeControllersConfiguration:
 		v.enabledDisabled("spec.healthChecks", o.Spec.HealthChecks)
 		if n := o.Spec.Controllers.Node; n != nil {
@@ -444,6 +454,72 @@ func (v *validator) rule(field string, r *Rule) {
 	v.icmp(field+".notICMP", r.NotICMP, r.Protocol, ipVersion)
 	v.entity(field+".source", &r.Source, r.Protocol, ipVersion)
 	v.entity(field+".destination", &r.Destination, r.Protocol, ipVersion)
+	v.ruleNetFamilies(field, r)
+}
+
+// ruleNetFamilies refuses what Calico refuses in a rule's nets: IPv4 and IPv6 CIDRs mixed across
+// source and destination nets and notNets (a packet has one family, so such a rule is inconsistent),
+// and a catch-all CIDR in notNets (it matches no traffic).
+func (v *validator) ruleNetFamilies(field string, r *Rule) {
+	var seen4, seen6 bool
+	for _, f := range []struct {
+		name    string
+		nets    []string
+		negated bool
+	}{
+		{field + ".source.nets", r.Source.Nets, false}, {field + ".source.notNets", r.Source.NotNets, true},
+		{field + ".destination.nets", r.Destination.Nets, false}, {field + ".destination.notNets", r.Destination.NotNets, true},
+	} {
+		var v4, v6 bool
+		for i, n := range f.nets {
+			p, err := parseNet(n)
+			if err != nil {
+				continue // reported by nets
+			}
+			v4 = v4 || p.Addr().Is4()
+			v6 = v6 || !p.Addr().Is4()
+			if f.negated && p.Bits() == 0 {
+				v.add(fmt.Sprintf("%s[%d]", f.name, i), "%q is a catch-all CIDR: negated, it matches no traffic", n)
+			}
+		}
+		if v4 && v6 || v4 && seen6 || v6 && seen4 {
+			v.add(f.name, "rule contains both IPv4 and IPv6 CIDRs; write one rule per IP version")
+		}
+		seen4, seen6 = seen4 || v4, seen6 || v6
+	}
+}
+
+// reservedCIDRs checks IPReservation entries: each must be a CIDR, as Calico's CRD schema requires
+// (format cidr); a single address is written with /32 or /128.
+func (v *validator) reservedCIDRs(cidrs []string) {
+	for i, n := range cidrs {
+		f := fmt.Sprintf("spec.reservedCIDRs[%d]", i)
+		if !strings.Contains(n, "/") {
+			if a, err := netip.ParseAddr(n); err == nil {
+				v.add(f, "%q is an IP address, not a CIDR; write %q to reserve one address", n, netip.PrefixFrom(a, a.BitLen()).String())
+				continue
+			}
+		}
+		if _, err := netip.ParsePrefix(n); err != nil {
+			v.add(f, "%q is not a valid CIDR", n)
+		}
+	}
+}
+
+// workloadEndpointName checks that a WorkloadEndpoint's name is the one its node, orchestrator, pod (or
+// workload) and endpoint determine, as Calico requires.
+func (v *validator) workloadEndpointName(o *WorkloadEndpoint) {
+	s := &o.Spec
+	workload := s.Pod
+	if workload == "" {
+		workload = s.Workload
+	}
+	if s.Node == "" || s.Orchestrator == "" || workload == "" || s.Endpoint == "" {
+		return // the missing fields are reported elsewhere, or the name cannot be derived
+	}
+	if want := WorkloadEndpointName(s.Node, s.Orchestrator, workload, s.Endpoint); o.Name != want {
+		v.add("metadata.name", "%q does not match spec.node, spec.orchestrator, spec.pod and spec.endpoint: expected %q", o.Name, want)
+	}
 }
 
 func (v *validator) icmp(field string, f *ICMPFields, proto *Protocol, ipVersion int) {
@@ -730,7 +806,15 @@ func validCommunity(s string) bool {
 	return true
 }
 
+// felixLogLevels are the levels Calico's schema accepts for the log severity fields (any case).
+var felixLogLevels = []string{"Trace", "Debug", "Info", "Warning", "Error", "Fatal"}
+
 func (v *validator) felix(s *FelixConfigurationSpec) {
+	for _, l := range []struct{ field, val string }{{"spec.logSeverityScreen", s.LogSeverityScreen}, {"spec.logSeverityFile", s.LogSeverityFile}, {"spec.logSeveritySys", s.LogSeveritySys}} {
+		if l.val != "" && !slices.ContainsFunc(felixLogLevels, func(x string) bool { return strings.EqualFold(x, l.val) }) {
+			v.add(l.field, "%q is not one of %s", l.val, strings.Join(felixLogLevels, ", "))
+		}
+	}
 	v.portNumber("spec.vxlanPort", s.VXLANPort, 1)
 	if n := s.VXLANVNI; n != nil && (*n < 1 || *n > 1<<24-1) {
 		v.add("spec.vxlanVNI", "%d is out of range 1-16777215", *n)
@@ -914,7 +998,7 @@ func (v *validator) blockAffinity(s *BlockAffinitySpec) {
 
 func (v *validator) ipamConfig(o *IPAMConfig) {
 	if o.Name != "" && o.Name != IPAMConfigName {
-		v.add("metadata.name", "%q is not allowed: IPAMConfig is a singleton named %q", o.Name, IPAMConfigName)
+		v.add("metadata.name", "%q is not allowed: IPAMConfiguration is a singleton named %q", o.Name, IPAMConfigName)
 	}
 	s := &o.Spec
 	if s.MaxBlocksPerHost < 0 {

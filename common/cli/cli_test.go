@@ -323,7 +323,17 @@ func TestUsage(t *testing.T) {
 func TestVersion(t *testing.T) {
 	s := newSession(t)
 	s.must(0, "", "version")
-	s.must(0, "", "apply -f "+in+"endpoints.yaml")
+	s.must(0, "", "apply -f "+in+"endpoints.yaml") // creates ClusterInformation, as calicoctl's first write does
+	// ClusterInformation is read-only in the CLI; tortie-node completes it with its version and type.
+	ci, err := s.be.Get(s.t.Context(), datastore.Key{Kind: api.KindClusterInformation, Name: "default"})
+	if err != nil {
+		t.Fatalf("the first write did not create ClusterInformation: %v", err)
+	}
+	ci.(*api.ClusterInformation).Spec.CalicoVersion = "v9.9.9-test"
+	ci.(*api.ClusterInformation).Spec.ClusterType = "k8s,bgp"
+	if _, err := s.be.Update(s.t.Context(), ci); err != nil {
+		t.Fatal(err)
+	}
 	s.must(0, "", "version")
 	s.openErr = errors.New("cannot reach the etcdv3 datastore at http://127.0.0.1:2379")
 	s.must(0, "", "version")
@@ -398,4 +408,60 @@ func TestHelp(t *testing.T) {
 		s.must(0, "", c)
 	}
 	s.golden("help")
+}
+
+// TestCalicoInitialization checks what calicoctl does around writes: the first write creates
+// ClusterInformation and the built-in tiers; ClusterInformation is read-only; a policy in a tier that
+// does not exist is refused.
+func TestCalicoInitialization(t *testing.T) {
+	s := newSession(t)
+	ctx := t.Context()
+	pol := "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {tier: security, selector: all()}\n"
+	_, _, stderr := s.run(pol, "apply -f -")
+	if !strings.Contains(stderr, `spec.tier: tier "security" does not exist`) {
+		t.Errorf("policy in a missing tier: stderr %q", stderr)
+	}
+	for _, want := range []struct {
+		name   string
+		order  float64
+		action api.Action
+	}{{"default", 1e6, api.Deny}, {"kube-admin", 1000, api.Pass}, {"kube-baseline", 1e7, api.Pass}} {
+		obj, err := s.be.Get(ctx, datastore.Key{Kind: api.KindTier, Name: want.name})
+		if err != nil {
+			t.Errorf("tier %s was not created: %v", want.name, err)
+			continue
+		}
+		tier := obj.(*api.Tier)
+		if *tier.Spec.Order != want.order || *tier.Spec.DefaultAction != want.action {
+			t.Errorf("tier %s: order %v action %v, want %v %v", want.name, *tier.Spec.Order, *tier.Spec.DefaultAction, want.order, want.action)
+		}
+	}
+	ci, err := s.be.Get(ctx, datastore.Key{Kind: api.KindClusterInformation, Name: "default"})
+	if err != nil {
+		t.Fatalf("ClusterInformation was not created: %v", err)
+	}
+	if spec := ci.(*api.ClusterInformation).Spec; len(spec.ClusterGUID) != 32 || spec.DatastoreReady == nil || !*spec.DatastoreReady {
+		t.Errorf("ClusterInformation spec %+v, want a 32-digit GUID and datastoreReady true", spec)
+	}
+	_, _, stderr = s.run("apiVersion: projectcalico.org/v3\nkind: ClusterInformation\nmetadata: {name: default}\nspec: {datastoreReady: false}\n", "apply -f -")
+	if !strings.Contains(stderr, "ClusterInformation is read-only") {
+		t.Errorf("apply of ClusterInformation: stderr %q", stderr)
+	}
+	s.must(0, "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: security}\nspec: {order: 100}\n", "apply -f -")
+	s.must(0, pol, "apply -f -")
+	got, err := s.be.Get(ctx, datastore.Key{Kind: api.KindGlobalNetworkPolicy, Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetLabels()[api.LabelTier] != "security" {
+		t.Errorf("stored policy labels %v, want %s=security", got.GetLabels(), api.LabelTier)
+	}
+
+	pool := "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: %s}\nspec: {cidr: %s}\n"
+	s.must(0, fmt.Sprintf(pool, "a", "10.0.0.0/16"), "apply -f -")
+	s.must(0, fmt.Sprintf(pool, "a", "10.0.0.0/16"), "apply -f -") // re-applying itself is no overlap
+	_, _, stderr = s.run(fmt.Sprintf(pool, "b", "10.0.128.0/17"), "apply -f -")
+	if !strings.Contains(stderr, "spec.cidr: 10.0.128.0/17 overlaps with IPPool(a) CIDR 10.0.0.0/16") {
+		t.Errorf("overlapping pool: stderr %q", stderr)
+	}
 }

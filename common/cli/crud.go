@@ -137,6 +137,12 @@ func (s *state) runCRUD(cmd *cobra.Command, op operation, f crudFlags, args []st
 	if err != nil {
 		return err
 	}
+	if op.verb != "delete" {
+		// As calicoctl: the cluster's built-in objects exist before the first write.
+		if err := ensureInitialized(cmd.Context(), be); err != nil {
+			return err
+		}
+	}
 	var t tally
 	for _, d := range docs {
 		skipped, err := s.do(cmd.Context(), be, op, d, f.skip)
@@ -184,6 +190,17 @@ func (t *tally) add(kind string, m *map[string]int) {
 // do performs op on one document. skipped reports a resource left alone because of --skip-*.
 func (s *state) do(ctx context.Context, be datastore.Backend, op operation, d document, skip bool) (skipped bool, err error) {
 	key := datastore.Key{Kind: d.info.Kind, Namespace: d.obj.GetNamespace(), Name: d.obj.GetName()}
+	if key.Kind == api.KindClusterInformation {
+		return false, describeErr(key, errReadOnly)
+	}
+	if op.verb != "delete" {
+		if err := checkTierExists(ctx, be, d.obj); err != nil {
+			return false, describeErr(key, err)
+		}
+		if err := checkPoolOverlap(ctx, be, d.obj); err != nil {
+			return false, describeErr(key, err)
+		}
+	}
 	switch op.verb {
 	case "apply":
 		err = applyOne(ctx, be, key, d.obj)

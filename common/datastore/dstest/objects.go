@@ -27,6 +27,8 @@ func IPPool(name, cidr string) *api.IPPool {
 		BlockSize:    26,
 		NodeSelector: "all()",
 		AllowedUses:  []api.IPPoolAllowedUse{api.IPPoolAllowedUseWorkload, api.IPPoolAllowedUseTunnel},
+		// Set as SetDefaults sets it: the Kubernetes datastore's CRD schema defaults it too.
+		AssignmentMode: ptr(api.AssignmentModeAutomatic),
 	}
 	return p
 }
@@ -94,3 +96,5 @@ func WorkloadEndpoint(namespace, node, pod string, i int) *api.WorkloadEndpoint 
 	}
 	return w
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,14 +219,30 @@ func decode(kv *mvccpb.KeyValue, key datastore.Key, info api.KindInfo) (api.Reso
 		return nil, fmt.Errorf("decoding %s from etcd key %s: %w", key, kv.Key, err)
 	}
 	objutil.SetTypeMeta(obj, info)
+	if ann := obj.GetAnnotations(); ann[api.AnnotationMetadata] != "" && api.IsTieredPolicyKind(info.Kind) {
+		// Calico's record of the policy name (written by encode); the key is authoritative.
+		ann = maps.Clone(ann)
+		delete(ann, api.AnnotationMetadata)
+		if len(ann) == 0 {
+			ann = nil
+		}
+		obj.SetAnnotations(ann)
+	}
 	obj.SetName(key.Name)
 	obj.SetNamespace(key.Namespace)
 	obj.SetResourceVersion(formatRev(kv.ModRevision))
 	return obj, nil
 }
 
-// encode writes the v3 JSON form; obj's resourceVersion is empty (objutil.ForCreate/ForUpdate).
+// encode writes the v3 JSON form; obj's resourceVersion is empty (objutil.ForCreate/ForUpdate). Tiered
+// policies carry the projectcalico.org/metadata annotation {"name":"<name>"} as Calico's etcd datastore
+// writes it (Calico reads a policy without it as a pre-v3.30 one and strips a "default." prefix).
 func encode(obj api.Resource, key datastore.Key) (string, error) {
+	if api.IsTieredPolicyKind(key.Kind) {
+		c := obj.DeepCopyObject().(api.Resource)
+		c.SetAnnotations(api.WithStoredPolicyName(c))
+		obj = c
+	}
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return "", fmt.Errorf("encoding %s for etcd: %w", key, err)

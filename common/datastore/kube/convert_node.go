@@ -2,6 +2,7 @@ package kube
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strconv"
 
@@ -26,7 +27,7 @@ func k8sNodeToNode(n *corev1.Node) *api.Node {
 	node.UID = n.UID
 	node.CreationTimestamp = n.CreationTimestamp
 	node.ResourceVersion = n.ResourceVersion
-	node.Labels = maps.Clone(n.Labels)
+	node.Labels, node.Annotations = nodeMetadata(n)
 
 	bgp := &api.NodeBGPSpec{
 		IPv4Address:             a[api.NodeAnnotationIPv4Address],
@@ -83,10 +84,60 @@ func k8sNodeToNode(n *corev1.Node) *api.Node {
 	return node
 }
 
+// nodeMetadata returns the labels and annotations of the tortie Node of n, as Calico builds them: the
+// labels set through Calico (kept in the Node's projectcalico.org/labels annotation) under the
+// Kubernetes labels, which win; the annotations set through Calico (projectcalico.org/annotations); and
+// the projectcalico.org/kube-labels annotation recording the Kubernetes labels, so that a write can tell
+// them from Calico's own. A malformed annotation is ignored, as in Calico.
+func nodeMetadata(n *corev1.Node) (labels, annotations map[string]string) {
+	labels = map[string]string{}
+	if s := n.Annotations[api.NodeAnnotationLabels]; s != "" {
+		_ = json.Unmarshal([]byte(s), &labels)
+	}
+	maps.Copy(labels, n.Labels)
+	if len(labels) == 0 {
+		labels = nil
+	}
+	annotations = map[string]string{}
+	if s := n.Annotations[api.NodeAnnotationAnnotations]; s != "" {
+		_ = json.Unmarshal([]byte(s), &annotations)
+	}
+	kube, _ := json.Marshal(n.Labels) // a map of strings always marshals
+	annotations[api.NodeAnnotationKubeLabels] = string(kube)
+	return labels, annotations
+}
+
 // nodeAnnotations returns the value of every annotation a tortie Node is written to; "" means the
-// annotation is removed. Everything else (labels, addresses, orchRefs, podCIDRs) belongs to Kubernetes.
+// annotation is removed. Labels and annotations set through tortie go to projectcalico.org/labels and
+// projectcalico.org/annotations as Calico writes them; labels that are the Kubernetes Node's own (listed
+// in projectcalico.org/kube-labels) are left out. Everything else (labels, addresses, orchRefs,
+// podCIDRs) belongs to Kubernetes.
 func nodeAnnotations(node *api.Node) (map[string]string, error) {
 	out := map[string]string{}
+	var kube map[string]string
+	if s := node.Annotations[api.NodeAnnotationKubeLabels]; s != "" {
+		if err := json.Unmarshal([]byte(s), &kube); err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", api.NodeAnnotationKubeLabels, err)
+		}
+	}
+	own := map[string]string{}
+	for k, v := range node.Labels {
+		if _, inherited := kube[k]; !inherited {
+			own[k] = v
+		}
+	}
+	ann := maps.Clone(node.Annotations)
+	delete(ann, api.NodeAnnotationKubeLabels)
+	for name, m := range map[string]map[string]string{api.NodeAnnotationLabels: own, api.NodeAnnotationAnnotations: ann} {
+		out[name] = ""
+		if len(m) > 0 {
+			b, err := json.Marshal(m)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = string(b)
+		}
+	}
 	var bgp api.NodeBGPSpec
 	if node.Spec.BGP != nil {
 		bgp = *node.Spec.BGP

@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"time"
+
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -332,6 +334,7 @@ func TestK8sNodeToNode(t *testing.T) {
 	want.UID = "n-uid"
 	want.ResourceVersion = "9"
 	want.Labels = map[string]string{"kubernetes.io/os": "linux"}
+	want.Annotations = map[string]string{api.NodeAnnotationKubeLabels: `{"kubernetes.io/os":"linux"}`}
 	want.Spec = api.NodeSpec{
 		BGP: &api.NodeBGPSpec{
 			IPv4Address: "10.0.0.5/24", IPv6Address: "fd00::5/64", ASNumber: api.NewASNumber(64513),
@@ -372,6 +375,27 @@ func TestK8sNodeToNode(t *testing.T) {
 	if v, ok := ann[api.NodeAnnotationRouteReflectorClusterID]; !ok || v != "" {
 		t.Errorf("an unset field must remove its annotation: got %q, %v", v, ok)
 	}
+	if ann[api.NodeAnnotationLabels] != "" || ann[api.NodeAnnotationAnnotations] != "" {
+		t.Errorf("the Kubernetes labels must not be copied into %s: %q, %q", api.NodeAnnotationLabels, ann[api.NodeAnnotationLabels], ann[api.NodeAnnotationAnnotations])
+	}
+
+	// Labels and annotations set through Calico live in the Node's annotations; Kubernetes labels win.
+	k.Annotations[api.NodeAnnotationLabels] = `{"rack":"a1","kubernetes.io/os":"calico-value"}`
+	k.Annotations[api.NodeAnnotationAnnotations] = `{"owner":"net-team"}`
+	got = k8sNodeToNode(k)
+	if d := cmp.Diff(map[string]string{"rack": "a1", "kubernetes.io/os": "linux"}, got.Labels); d != "" {
+		t.Errorf("labels (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]string{"owner": "net-team", api.NodeAnnotationKubeLabels: `{"kubernetes.io/os":"linux"}`}, got.Annotations); d != "" {
+		t.Errorf("annotations (-want +got):\n%s", d)
+	}
+	got.Labels["zone"] = "z1"
+	if ann, err = nodeAnnotations(got); err != nil {
+		t.Fatal(err)
+	}
+	if ann[api.NodeAnnotationLabels] != `{"rack":"a1","zone":"z1"}` || ann[api.NodeAnnotationAnnotations] != `{"owner":"net-team"}` {
+		t.Errorf("written %s = %q, %s = %q", api.NodeAnnotationLabels, ann[api.NodeAnnotationLabels], api.NodeAnnotationAnnotations, ann[api.NodeAnnotationAnnotations])
+	}
 
 	// A bad AS number leaves the field empty instead of hiding the node.
 	k.Annotations[api.NodeAnnotationASNumber] = "not-a-number"
@@ -400,8 +424,12 @@ func TestCRMetadata(t *testing.T) {
 	if len(u.GetOwnerReferences()) != 0 || u.GetUID() != "" {
 		t.Errorf("owner references and uid must not be on the custom resource: %+v", u.Object["metadata"])
 	}
-	if d := cmp.Diff(map[string]string{"a": "1"}, u.GetLabels()); d != "" {
-		t.Errorf("labels (-want +got):\n%s", d)
+	if l := u.GetLabels(); len(l) != 0 {
+		t.Errorf("user labels must not be on the custom resource (Calico keeps them in %s): %v", api.AnnotationMetadata, l)
+	}
+	if d := cmp.Diff(map[string]string{api.AnnotationMetadata: `{"labels":{"a":"1"},"annotations":{"note":"x"},` +
+		`"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"o-uid"}]}`}, u.GetAnnotations()); d != "" {
+		t.Errorf("annotations (-want +got):\n%s", d)
 	}
 	if !strings.Contains(u.GetAnnotations()[api.AnnotationMetadata], "o-uid") {
 		t.Errorf("metadata annotation %q lacks the owner reference", u.GetAnnotations()[api.AnnotationMetadata])
@@ -431,6 +459,7 @@ func TestCalicoWrittenCR(t *testing.T) {
 		labels, annots  map[string]string
 		wantLabels      map[string]string
 		wantAnnotations map[string]string
+		wantCreated     metav1.Time
 	}{{
 		name:   "current Calico: labels and annotations on the CR, the rest in the annotation",
 		labels: map[string]string{"role": "db"},
@@ -440,6 +469,7 @@ func TestCalicoWrittenCR(t *testing.T) {
 		},
 		wantLabels:      map[string]string{"role": "db"},
 		wantAnnotations: map[string]string{"user": "note"},
+		wantCreated:     metav1.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
 	}, {
 		name: "older Calico: labels and annotations only inside the metadata annotation",
 		annots: map[string]string{
@@ -448,12 +478,12 @@ func TestCalicoWrittenCR(t *testing.T) {
 		wantLabels:      map[string]string{"role": "db", "tier": "x"},
 		wantAnnotations: map[string]string{"user": "note"},
 	}, {
-		name:   "both: the custom resource's own values win",
+		name:   "both: the metadata annotation's values win, as in Calico",
 		labels: map[string]string{"role": "web"},
 		annots: map[string]string{
 			api.AnnotationMetadata: `{"labels":{"role":"db","tier":"x"}}`,
 		},
-		wantLabels: map[string]string{"role": "web", "tier": "x"},
+		wantLabels: map[string]string{"role": "db", "tier": "x"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &unstructured.Unstructured{Object: map[string]any{
@@ -475,6 +505,7 @@ func TestCalicoWrittenCR(t *testing.T) {
 			want.Labels = tc.wantLabels
 			want.Annotations = tc.wantAnnotations
 			want.Spec.Nets = []string{"10.1.0.0/16"}
+			want.CreationTimestamp = tc.wantCreated
 			if d := cmp.Diff(api.Resource(want), got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}

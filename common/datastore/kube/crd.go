@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
@@ -22,7 +25,7 @@ const casRetries = 10
 
 // crdGVR is the custom resource of a kind: crd.projectcalico.org/v1, plural from the kind registry.
 func crdGVR(info api.KindInfo) schema.GroupVersionResource {
-	return api.CRDGroupVersion.WithResource(info.Plural)
+	return api.CRDGroupVersion.WithResource(info.CRDPlural)
 }
 
 // crdHandler stores one kind as crd.projectcalico.org/v1 custom resources.
@@ -71,11 +74,49 @@ func (h *crdHandler) create(ctx context.Context, op string, obj api.Resource) (a
 	if err != nil {
 		return nil, fmt.Errorf("%s in the Kubernetes datastore: %w", op, err)
 	}
-	created, err := h.src.client(h.b, obj.GetNamespace()).Create(ctx, u, metav1.CreateOptions{})
+	c := h.src.client(h.b, obj.GetNamespace())
+	created, err := c.Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
 		return nil, wrapErr(op, err)
 	}
+	if created, err = h.writeStatus(ctx, op, c, u, created); err != nil {
+		return nil, err
+	}
 	return h.decode(op, created)
+}
+
+// writeStatus writes the status of want through the status subresource when the kind has one and the
+// API server ignored it in the write that returned got.
+func (h *crdHandler) writeStatus(ctx context.Context, op string, c dynamic.ResourceInterface, want, got *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	if !h.info.StatusSubresource {
+		return got, nil
+	}
+	ws, _, _ := unstructured.NestedFieldNoCopy(want.Object, "status")
+	gs, _, _ := unstructured.NestedFieldNoCopy(got.Object, "status")
+	if emptyJSON(ws) && emptyJSON(gs) || equality.Semantic.DeepEqual(ws, gs) {
+		return got, nil
+	}
+	st := got.DeepCopy()
+	if emptyJSON(ws) {
+		unstructured.RemoveNestedField(st.Object, "status")
+	} else {
+		st.Object["status"] = ws
+	}
+	out, err := c.UpdateStatus(ctx, st, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, wrapErr(op+" (status)", err)
+	}
+	return out, nil
+}
+
+func emptyJSON(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(v) == 0
+	}
+	return false
 }
 
 func (h *crdHandler) update(ctx context.Context, op string, obj api.Resource) (api.Resource, error) {
@@ -84,30 +125,56 @@ func (h *crdHandler) update(ctx context.Context, op string, obj api.Resource) (a
 		return nil, fmt.Errorf("%s in the Kubernetes datastore: %w", op, err)
 	}
 	c := h.src.client(h.b, obj.GetNamespace())
-	if obj.GetResourceVersion() != "" {
+	cas := obj.GetResourceVersion() != ""
+	if cas && !h.keepsUnknown() {
 		// Compare-and-swap: the API server rejects a stale resourceVersion with 409 Conflict.
 		updated, err := c.Update(ctx, u, metav1.UpdateOptions{})
 		if err != nil {
 			return nil, wrapErr(op, err)
 		}
+		if updated, err = h.writeStatus(ctx, op, c, u, updated); err != nil {
+			return nil, err
+		}
 		return h.decode(op, updated)
 	}
-	// Unconditional: custom resources require a resourceVersion on update, so read the current one
-	// and retry if someone else wrote in between.
+	// Read the stored object: for an unconditional update (custom resources require a resourceVersion on
+	// update) and to carry over fields tortie's types do not know. Retry if someone else wrote in between.
 	for attempt := 0; ; attempt++ {
 		cur, err := c.Get(ctx, obj.GetName(), metav1.GetOptions{})
 		if err != nil {
 			return nil, wrapErr(op, err)
 		}
-		u.SetResourceVersion(cur.GetResourceVersion())
-		updated, err := c.Update(ctx, u, metav1.UpdateOptions{})
+		w := u.DeepCopy()
+		if !cas {
+			w.SetResourceVersion(cur.GetResourceVersion())
+		}
+		if h.keepsUnknown() {
+			if err := carryUnknownFields(h.info, cur, w); err != nil {
+				return nil, fmt.Errorf("%s in the Kubernetes datastore: %w", op, err)
+			}
+		}
+		updated, err := c.Update(ctx, w, metav1.UpdateOptions{})
 		if err == nil {
+			if updated, err = h.writeStatus(ctx, op, c, w, updated); err != nil {
+				return nil, err
+			}
 			return h.decode(op, updated)
 		}
-		if !apierrors.IsConflict(err) || attempt >= casRetries {
+		if cas || !apierrors.IsConflict(err) || attempt >= casRetries {
 			return nil, wrapErr(op, err)
 		}
 	}
+}
+
+// keepsUnknown reports whether updates of the kind carry over stored fields tortie's types do not know
+// (a newer Calico's, when its CRDs are installed). IPAM objects are written on the CNI plugin's hot path
+// and hold nothing beyond tortie's types, so they skip the extra read.
+func (h *crdHandler) keepsUnknown() bool {
+	switch h.info.Kind {
+	case api.KindIPAMBlock, api.KindIPAMHandle, api.KindBlockAffinity:
+		return false
+	}
+	return true
 }
 
 func (h *crdHandler) delete(ctx context.Context, op string, key datastore.Key, revision string) (api.Resource, error) {
@@ -147,11 +214,14 @@ type resourceClient interface {
 	Delete(ctx context.Context, name string, opts metav1.DeleteOptions, subresources ...string) error
 }
 
-// toCR converts a tortie object to its custom resource. The spec (and status) are copied through
-// JSON unchanged. The custom resource carries name, namespace, labels, annotations and
-// resourceVersion; owner references are kept in the projectcalico.org/metadata annotation as Calico
-// does, so that Kubernetes' garbage collector never acts on them. uid and creationTimestamp are the
-// custom resource's own (the API server assigns them).
+// toCR converts a tortie object to its custom resource as Calico's Kubernetes datastore stores it: the
+// spec (and status) copied through JSON unchanged; on the custom resource only name, namespace,
+// resourceVersion, the labels and annotations Calico owns (keys containing "projectcalico.org/" or
+// "operator.tigera.io/") and the projectcalico.org/metadata annotation, which holds the object's
+// metadata as JSON (labels, annotations, owner references, ...; the name too for tiered policies, whose
+// stored name Calico once prefixed). Kubernetes never sees the user's labels, annotations or owner
+// references on the custom resource, so its garbage collector never acts on them. uid and
+// creationTimestamp are the custom resource's own (the API server assigns them).
 func toCR(info api.KindInfo, obj api.Resource) (*unstructured.Unstructured, error) {
 	data, err := json.Marshal(obj)
 	if err != nil {
@@ -164,8 +234,12 @@ func toCR(info api.KindInfo, obj api.Resource) (*unstructured.Unstructured, erro
 	}
 	u := &unstructured.Unstructured{Object: m}
 	u.SetAPIVersion(api.CRDAPIVersion)
-	u.SetKind(info.Kind)
+	u.SetKind(info.CRDKind)
 
+	stored, err := metadataAnnotation(info, obj)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the metadata of %s %q: %w", info.Kind, obj.GetName(), err)
+	}
 	md := map[string]any{"name": obj.GetName()}
 	if obj.GetNamespace() != "" {
 		md["namespace"] = obj.GetNamespace()
@@ -173,26 +247,58 @@ func toCR(info api.KindInfo, obj api.Resource) (*unstructured.Unstructured, erro
 	if rv := obj.GetResourceVersion(); rv != "" {
 		md["resourceVersion"] = rv
 	}
-	if l := obj.GetLabels(); len(l) > 0 {
+	if l := calicoOwned(obj.GetLabels()); len(l) > 0 {
 		md["labels"] = stringMapToAny(l)
 	}
-	ann := maps.Clone(obj.GetAnnotations())
-	delete(ann, api.AnnotationMetadata)
-	if refs := obj.GetOwnerReferences(); len(refs) > 0 {
-		extra, err := json.Marshal(metav1.ObjectMeta{OwnerReferences: refs})
-		if err != nil {
-			return nil, fmt.Errorf("encoding the metadata of %s %q: %w", info.Kind, obj.GetName(), err)
-		}
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[api.AnnotationMetadata] = string(extra)
+	ann := calicoOwned(obj.GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
 	}
-	if len(ann) > 0 {
-		md["annotations"] = stringMapToAny(ann)
-	}
+	ann[api.AnnotationMetadata] = stored
+	md["annotations"] = stringMapToAny(ann)
 	u.Object["metadata"] = md
 	return u, nil
+}
+
+// metadataAnnotation is the value of the projectcalico.org/metadata annotation: obj's metadata without
+// what the custom resource itself carries (namespace, resourceVersion, uid) and, except for tiered
+// policies, without the name.
+func metadataAnnotation(info api.KindInfo, obj api.Resource) (string, error) {
+	var om metav1.ObjectMeta
+	if acc, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		acc.GetObjectMeta().(*metav1.ObjectMeta).DeepCopyInto(&om)
+	} else {
+		return "", fmt.Errorf("%T has no ObjectMeta", obj)
+	}
+	om.Namespace, om.ResourceVersion, om.UID = "", "", ""
+	om.ManagedFields = nil
+	om.Generation = 0
+	delete(om.Annotations, api.AnnotationMetadata)
+	if len(om.Annotations) == 0 {
+		om.Annotations = nil
+	}
+	if !api.IsTieredPolicyKind(info.Kind) {
+		om.Name = ""
+	}
+	data, err := json.Marshal(&om)
+	if err != nil {
+		return "", err
+	}
+	return string(data), nil
+}
+
+// calicoOwned returns the entries of m whose keys Calico keeps on the custom resource itself.
+func calicoOwned(m map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if strings.Contains(k, "projectcalico.org/") || strings.Contains(k, "operator.tigera.io/") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func stringMapToAny(m map[string]string) map[string]any {
@@ -204,9 +310,11 @@ func stringMapToAny(m map[string]string) map[string]any {
 }
 
 // fromCR converts a custom resource to the tortie object. A projectcalico.org/metadata annotation
-// (written by Calico, or by toCR for owner references) is decoded: its labels and annotations are
-// merged under the custom resource's own (older Calico releases kept them only there), and its owner
-// references restored.
+// (written by Calico or by toCR) is decoded and removed: its labels and annotations are merged over the
+// custom resource's own (older Calico releases kept them only there), its owner references and creation
+// timestamp restored. The custom resource's name stays the object's name, also for tiered policies
+// whose annotation records it: a pre-v3.32 "default.<name>" policy reads as "default.<name>" (see
+// docs/compatibility.md).
 func fromCR(info api.KindInfo, u *unstructured.Unstructured) (api.Resource, error) {
 	data, err := u.MarshalJSON()
 	if err != nil {
@@ -226,24 +334,29 @@ func fromCR(info api.KindInfo, u *unstructured.Unstructured) (api.Resource, erro
 }
 
 // restoreMetadata applies and removes the projectcalico.org/metadata annotation.
-func restoreMetadata(obj metav1.Object) error {
+func restoreMetadata(obj api.Resource) error {
 	ann := obj.GetAnnotations()
 	raw, ok := ann[api.AnnotationMetadata]
-	if !ok {
-		return nil
-	}
-	ann = maps.Clone(ann)
-	delete(ann, api.AnnotationMetadata)
 	var stored metav1.ObjectMeta
-	if raw != "" {
-		if err := json.Unmarshal([]byte(raw), &stored); err != nil {
-			return fmt.Errorf("annotation %s: %w", api.AnnotationMetadata, err)
+	if ok {
+		ann = maps.Clone(ann)
+		delete(ann, api.AnnotationMetadata)
+		if raw != "" {
+			if err := json.Unmarshal([]byte(raw), &stored); err != nil {
+				return fmt.Errorf("annotation %s: %w", api.AnnotationMetadata, err)
+			}
 		}
-	}
-	obj.SetLabels(mergeUnder(obj.GetLabels(), stored.Labels))
-	obj.SetAnnotations(mergeUnder(ann, stored.Annotations))
-	if len(obj.GetOwnerReferences()) == 0 && len(stored.OwnerReferences) > 0 {
-		obj.SetOwnerReferences(stored.OwnerReferences)
+		obj.SetLabels(mergeUnder(stored.Labels, obj.GetLabels()))
+		obj.SetAnnotations(mergeUnder(stored.Annotations, ann))
+		if len(obj.GetOwnerReferences()) == 0 && len(stored.OwnerReferences) > 0 {
+			obj.SetOwnerReferences(stored.OwnerReferences)
+		}
+		if !stored.CreationTimestamp.IsZero() {
+			obj.SetCreationTimestamp(stored.CreationTimestamp)
+		}
+		if len(stored.Finalizers) > 0 && len(obj.GetFinalizers()) == 0 {
+			obj.SetFinalizers(stored.Finalizers)
+		}
 	}
 	return nil
 }

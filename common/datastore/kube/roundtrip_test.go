@@ -90,6 +90,7 @@ func richObjects() []api.Resource {
 	fc.ObjectMeta = meta("default")
 	fc.Spec = api.FelixConfigurationDefaults()
 	fc.Spec.NATPortRange = ptr(api.PortRange(32768, 65535))
+	fc.Spec.NFTablesFlowTableOffload = ptr("Disabled") // the CRD schema's default
 
 	ci := api.NewClusterInformation()
 	ci.ObjectMeta = meta("default")
@@ -127,7 +128,30 @@ func richObjects() []api.Resource {
 			Policy: &api.ControllerConfig{ReconcilerPeriod: dur}, WorkloadEndpoint: &api.ControllerConfig{}}}
 	kcc.Status = api.KubeControllersConfigurationStatus{RunningConfig: kcc.Spec.DeepCopy(), EnvironmentVars: map[string]string{"DATASTORE_TYPE": "kubernetes"}}
 
-	return []api.Resource{pool, np, gnp, tier, ns, gns, hep, peer, bgpc, fc, ci, block, aff, h, ic, res, kcc}
+	bgpc.Spec.ServiceLoadBalancerAggregation = ptr("Enabled") // the CRD schema's default
+	tier.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "OK", Message: "ok",
+		LastTransitionTime: metav1.Unix(1700000000, 0)}}
+
+	filter := api.NewBGPFilter()
+	filter.ObjectMeta = meta("only-pods")
+	filter.Spec = api.BGPFilterSpec{ExportV4: []api.BGPFilterRule{{Action: "Accept", CIDR: "10.244.0.0/16", MatchOperator: "In"}, {Action: "Reject"}}}
+	cns := api.NewCalicoNodeStatus()
+	cns.ObjectMeta = meta("n1-status")
+	cns.Spec = api.CalicoNodeStatusSpec{Node: "n1", Classes: []api.NodeStatusClass{"Agent"}, UpdatePeriodSeconds: ptr(int32(10))}
+	cns.Status = api.CalicoNodeStatusStatus{LastUpdated: metav1.Unix(1700000000, 0), BGP: api.CalicoNodeBGPStatus{NumberEstablishedV4: 2}}
+	snp := api.NewStagedNetworkPolicy()
+	snp.ObjectMeta = meta("staged-web")
+	snp.Namespace = "roundtrip"
+	snp.Spec = api.StagedNetworkPolicySpec{StagedAction: api.StagedActionSet, Tier: "default", Ingress: rules[:1], Types: []api.PolicyType{api.PolicyTypeIngress}}
+	sgnp := api.NewStagedGlobalNetworkPolicy()
+	sgnp.ObjectMeta = meta("staged-host")
+	sgnp.Spec = api.StagedGlobalNetworkPolicySpec{StagedAction: api.StagedActionDelete, Tier: "security", Selector: "has(host)"}
+	sknp := api.NewStagedKubernetesNetworkPolicy()
+	sknp.ObjectMeta = meta("staged-knp")
+	sknp.Namespace = "roundtrip"
+	sknp.Spec = api.StagedKubernetesNetworkPolicySpec{StagedAction: api.StagedActionSet, PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}
+
+	return []api.Resource{pool, np, gnp, tier, ns, gns, hep, peer, bgpc, fc, ci, block, aff, h, ic, res, kcc, filter, cns, snp, sgnp, sknp}
 }
 
 // TestCRDRoundTrip stores an object of every custom-resource kind in a real API server with the

@@ -86,6 +86,7 @@ func TestNodes(t *testing.T) {
 	want := api.NewNode()
 	want.Name = "node-a"
 	want.Labels = map[string]string{"kubernetes.io/os": "linux", "zone": "a"}
+	want.Annotations = map[string]string{api.NodeAnnotationKubeLabels: `{"kubernetes.io/os":"linux","zone":"a"}`}
 	want.Spec = api.NodeSpec{
 		BGP:      &api.NodeBGPSpec{IPv4Address: "10.0.0.5/24", ASNumber: api.NewASNumber(64513)},
 		OrchRefs: []api.OrchRef{{NodeName: "node-a", Orchestrator: "k8s"}},
@@ -123,7 +124,7 @@ func TestNodes(t *testing.T) {
 	upd.Spec.IPv4VXLANTunnelAddr = "10.65.0.2"
 	upd.Spec.VXLANTunnelMACAddr = "66:aa:bb:cc:dd:ee"
 	upd.Status.WireguardPublicKey = "pubkey="
-	upd.Labels["tortie-only"] = "ignored" // labels belong to Kubernetes
+	upd.Labels["tortie-only"] = "kept" // kept in projectcalico.org/labels, as Calico keeps its node labels
 	updated, err := b.Update(ctx, upd)
 	if err != nil {
 		t.Fatalf("Update node-a: %v", err)
@@ -141,6 +142,7 @@ func TestNodes(t *testing.T) {
 		api.NodeAnnotationIPv4VXLANTunnelAddr: "10.65.0.2",
 		api.NodeAnnotationVXLANTunnelMACAddr:  "66:aa:bb:cc:dd:ee",
 		api.NodeAnnotationWireguardPublicKey:  "pubkey=",
+		api.NodeAnnotationLabels:              `{"tortie-only":"kept"}`,
 		"kubeadm.alpha/other":                 "kept",
 	}
 	if d := cmp.Diff(wantAnn, kn.Annotations); d != "" {
@@ -150,7 +152,6 @@ func TestNodes(t *testing.T) {
 		t.Errorf("Update changed the Kubernetes node's labels (-want +got):\n%s", d)
 	}
 	wantUpd := upd.DeepCopy()
-	delete(wantUpd.Labels, "tortie-only")
 	if d := cmp.Diff(wantUpd, updated, ignoreServerSet); d != "" {
 		t.Errorf("Update returned (-want +got):\n%s", d)
 	}
