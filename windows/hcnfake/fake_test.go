@@ -56,7 +56,9 @@ func acl(s hcn.ACLSetting) hcn.EndpointPolicy {
 }
 
 func TestACLEvaluation(t *testing.T) {
-	tcp80 := func(src, dst netip.Addr) Packet { return Packet{Src: src, Dst: dst, Protocol: 6, SrcPort: 40000, DstPort: 80} }
+	tcp80 := func(src, dst netip.Addr) Packet {
+		return Packet{Src: src, Dst: dst, Protocol: 6, SrcPort: 40000, DstPort: 80}
+	}
 	tests := []struct {
 		name   string
 		opts   Options
