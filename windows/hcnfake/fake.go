@@ -48,6 +48,10 @@ type HNS struct {
 	calls   map[string]int
 	failing []failure
 	latency time.Duration
+
+	// gen counts state changes; the evaluator's compiled ACLs are valid for one generation.
+	gen      int
+	compiled map[string]*compiledEndpoint
 }
 
 type failure struct {
@@ -134,6 +138,7 @@ func (h *HNS) Blips() int {
 func (h *HNS) Restart() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	h.endpoints = map[string]*hcn.Endpoint{}
 	h.namespaces = map[string]*hcn.Namespace{}
 	for id, n := range h.networks {
@@ -148,6 +153,7 @@ func (h *HNS) Restart() {
 func (h *HNS) Reboot() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	h.endpoints = map[string]*hcn.Endpoint{}
 	h.namespaces = map[string]*hcn.Namespace{}
 	for id, n := range h.networks {
@@ -274,6 +280,7 @@ func (h *HNS) CreateNetwork(ctx context.Context, n *hcn.Network) (*hcn.Network, 
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	for _, o := range h.networks {
 		if o.Name == n.Name {
 			return nil, fmt.Errorf("HNS %s %s: a network with this name already exists (%s)", call, n.Name, o.ID)
@@ -391,6 +398,7 @@ func (h *HNS) DeleteNetwork(ctx context.Context, id string) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	if _, ok := h.networks[id]; !ok {
 		return notFound("DeleteNetwork", "network", id)
 	}
@@ -428,6 +436,7 @@ func (h *HNS) ModifyNetworkPolicies(ctx context.Context, networkID string, rt hc
 	call += " " + string(rt)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	n, ok := h.networks[networkID]
 	if !ok {
 		return notFound(call, "network", networkID)
@@ -552,6 +561,7 @@ func (h *HNS) CreateEndpoint(ctx context.Context, ep *hcn.Endpoint) (*hcn.Endpoi
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	n, ok := h.networks[ep.HostComputeNetwork]
 	if !ok {
 		return nil, notFound(call, "network", ep.HostComputeNetwork)
@@ -600,6 +610,7 @@ func (h *HNS) DeleteEndpoint(ctx context.Context, id string) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	if _, ok := h.endpoints[id]; !ok {
 		return notFound("DeleteEndpoint", "endpoint", id)
 	}
@@ -615,6 +626,7 @@ func (h *HNS) ApplyEndpointPolicy(ctx context.Context, endpointID string, rt hcn
 	call += " " + string(rt)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gen++
 	e, ok := h.endpoints[endpointID]
 	if !ok {
 		return notFound(call, "endpoint", endpointID)

@@ -121,6 +121,71 @@ func (h *HNS) localEndpoint(a netip.Addr) *hcn.Endpoint {
 	return nil
 }
 
+// compiledACL is an ACL parsed once per state generation, with set references resolved.
+type compiledACL struct {
+	id                      string
+	block                   bool
+	priority                uint16
+	protos                  []uint8
+	local, remote           []netip.Prefix // nil = any
+	localPorts, remotePorts []portRange    // nil = any
+	hasPorts                bool
+}
+
+type compiledEndpoint struct {
+	gen   int
+	rules map[[2]string][]compiledACL // [direction, layer]
+}
+
+func resolveAddrs(field string, sets map[string][]netip.Prefix) []netip.Prefix {
+	if field == "" {
+		return nil
+	}
+	out := []netip.Prefix{}
+	for _, v := range splitList(field) {
+		if p, ok := parseAddrOrPrefix(v); ok {
+			out = append(out, p)
+			continue
+		}
+		out = append(out, sets[v]...)
+	}
+	return out
+}
+
+func (h *HNS) compiledRules(e *hcn.Endpoint) *compiledEndpoint {
+	if h.compiled == nil {
+		h.compiled = map[string]*compiledEndpoint{}
+	}
+	if c, ok := h.compiled[e.ID]; ok && c.gen == h.gen {
+		return c
+	}
+	sets := h.sets(e.HostComputeNetwork)
+	c := &compiledEndpoint{gen: h.gen, rules: map[[2]string][]compiledACL{}}
+	for _, a := range acls(e) {
+		layer := a.RuleType
+		if layer == "" {
+			layer = hcn.RuleTypeSwitch
+		}
+		protos, err := parseProtocols(a.Protocols)
+		if err != nil {
+			continue
+		}
+		ca := compiledACL{id: a.Id, block: a.Action == hcn.ActionBlock, priority: a.Priority, protos: protos,
+			local: resolveAddrs(a.LocalAddresses, sets), remote: resolveAddrs(a.RemoteAddresses, sets),
+			hasPorts: a.LocalPorts != "" || a.RemotePorts != ""}
+		if a.LocalPorts != "" {
+			ca.localPorts, _ = parsePorts(a.LocalPorts, true)
+		}
+		if a.RemotePorts != "" {
+			ca.remotePorts, _ = parsePorts(a.RemotePorts, true)
+		}
+		k := [2]string{a.Direction, layer}
+		c.rules[k] = append(c.rules[k], ca)
+	}
+	h.compiled[e.ID] = c
+	return c
+}
+
 // evaluate runs the Switch (VFP) and Host (WFP) layers of e in direction; both must allow.
 func (h *HNS) evaluate(e *hcn.Endpoint, direction string, p Packet) Verdict {
 	local, remote := p.Dst, p.Src
@@ -129,30 +194,21 @@ func (h *HNS) evaluate(e *hcn.Endpoint, direction string, p Packet) Verdict {
 		local, remote = p.Src, p.Dst
 		localPort, remotePort = p.SrcPort, p.DstPort
 	}
-	sets := h.sets(e.HostComputeNetwork)
+	ce := h.compiledRules(e)
 	var reasons []string
 	for _, layer := range []string{hcn.RuleTypeSwitch, hcn.RuleTypeHost} {
-		var rules []hcn.ACLSetting
-		for _, a := range acls(e) {
-			rt := a.RuleType
-			if rt == "" {
-				rt = hcn.RuleTypeSwitch
-			}
-			if a.Direction == direction && rt == layer {
-				rules = append(rules, a)
-			}
-		}
+		rules := ce.rules[[2]string{direction, layer}]
 		if len(rules) == 0 {
 			continue
 		}
-		var win *hcn.ACLSetting
+		var win *compiledACL
 		for i := range rules {
 			a := &rules[i]
-			if !aclMatches(a, sets, local, remote, p.Protocol, localPort, remotePort) {
+			if !a.matches(local, remote, p.Protocol, localPort, remotePort) {
 				continue
 			}
 			// Lowest priority number first; at equal priority Block beats Allow.
-			if win == nil || a.Priority < win.Priority || (a.Priority == win.Priority && a.Action == hcn.ActionBlock) {
+			if win == nil || a.priority < win.priority || (a.priority == win.priority && a.block) {
 				win = a
 			}
 		}
@@ -161,10 +217,10 @@ func (h *HNS) evaluate(e *hcn.Endpoint, direction string, p Packet) Verdict {
 			reasons = append(reasons, fmt.Sprintf("%s %s: no rule matched (allowed on this HNS version)", layer, direction))
 		case win == nil:
 			return Verdict{Reason: fmt.Sprintf("%s %s %s: no rule matched: default deny", e.Name, layer, direction)}
-		case win.Action == hcn.ActionBlock:
-			return Verdict{Reason: fmt.Sprintf("%s %s %s: blocked by %q at priority %d", e.Name, layer, direction, win.Id, win.Priority)}
+		case win.block:
+			return Verdict{Reason: fmt.Sprintf("%s %s %s: blocked by %q at priority %d", e.Name, layer, direction, win.id, win.priority)}
 		default:
-			reasons = append(reasons, fmt.Sprintf("%s %s: allowed by %q at priority %d", layer, direction, win.Id, win.Priority))
+			reasons = append(reasons, fmt.Sprintf("%s %s: allowed by %q at priority %d", layer, direction, win.id, win.priority))
 		}
 	}
 	if len(reasons) == 0 {
@@ -173,55 +229,39 @@ func (h *HNS) evaluate(e *hcn.Endpoint, direction string, p Packet) Verdict {
 	return Verdict{Allowed: true, Reason: e.Name + " " + reasons[0]}
 }
 
-func aclMatches(a *hcn.ACLSetting, sets map[string][]netip.Prefix, local, remote netip.Addr, proto uint8, localPort, remotePort uint16) bool {
-	protos, err := parseProtocols(a.Protocols)
-	if err != nil {
+func (a *compiledACL) matches(local, remote netip.Addr, proto uint8, localPort, remotePort uint16) bool {
+	if a.protos != nil && !slices.Contains(a.protos, proto) {
 		return false
 	}
-	if protos != nil && !slices.Contains(protos, proto) {
+	if !prefixesContain(a.local, local) || !prefixesContain(a.remote, remote) {
 		return false
 	}
-	if !addrMatches(a.LocalAddresses, sets, local) || !addrMatches(a.RemoteAddresses, sets, remote) {
-		return false
-	}
-	if a.LocalPorts != "" || a.RemotePorts != "" {
+	if a.hasPorts {
 		if proto != 6 && proto != 17 {
 			return false
 		}
-		if !portMatches(a.LocalPorts, localPort) || !portMatches(a.RemotePorts, remotePort) {
+		if !rangesContain(a.localPorts, localPort) || !rangesContain(a.remotePorts, remotePort) {
 			return false
 		}
 	}
 	return true
 }
 
-func addrMatches(field string, sets map[string][]netip.Prefix, a netip.Addr) bool {
-	if field == "" {
+func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {
+	if ps == nil {
 		return true
 	}
-	for _, v := range splitList(field) {
-		if p, ok := parseAddrOrPrefix(v); ok {
-			if p.Contains(a) {
-				return true
-			}
-			continue
-		}
-		for _, p := range sets[v] {
-			if p.Contains(a) {
-				return true
-			}
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
 		}
 	}
 	return false
 }
 
-func portMatches(field string, port uint16) bool {
-	if field == "" {
+func rangesContain(rs []portRange, port uint16) bool {
+	if rs == nil {
 		return true
-	}
-	rs, err := parsePorts(field, true)
-	if err != nil {
-		return false
 	}
 	for _, r := range rs {
 		if port >= r.lo && port <= r.hi {
@@ -230,3 +270,4 @@ func portMatches(field string, port uint16) bool {
 	}
 	return false
 }
+
