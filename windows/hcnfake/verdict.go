@@ -270,4 +270,3 @@ func rangesContain(rs []portRange, port uint16) bool {
 	}
 	return false
 }
-
