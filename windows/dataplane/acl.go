@@ -167,10 +167,10 @@ func (c *compiler) compile(r *dpmodel.Rule) ruleMatch {
 	base := anyCube
 	base.proto = r.Protocol
 	if r.NotProtocol != 0 {
-		switch {
-		case r.Protocol == r.NotProtocol:
+		if r.Protocol == r.NotProtocol {
 			return m
-		case r.Protocol == 0:
+		}
+		if r.Protocol == 0 {
 			m.gaps = append(m.gaps, "notProtocol "+dpmodel.ProtoName(r.NotProtocol))
 		}
 	}

@@ -143,12 +143,13 @@ func (d *Dataplane) Apply(ctx context.Context) error {
 	return nil
 }
 
-func (d *Dataplane) warnOnce(key, msg string, args ...any) {
+// firstTime reports whether key is seen for the first time (warnings are logged once).
+func (d *Dataplane) firstTime(key string) bool {
 	if d.logged[key] {
-		return
+		return false
 	}
 	d.logged[key] = true
-	d.log.Warn(msg, args...)
+	return true
 }
 
 func (d *Dataplane) apply(ctx context.Context) error {
@@ -252,7 +253,9 @@ func (d *Dataplane) localBlock() (netip.Prefix, bool) {
 	}
 	slices.SortFunc(blocks, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	if len(blocks) > 1 {
-		d.warnOnce("blocks:"+fmt.Sprint(blocks), "this Windows node has several IPAM blocks; the HNS overlay network uses the first only (use strictAffinity so Windows nodes do not borrow)", "blocks", fmt.Sprint(blocks), "used", blocks[0].String())
+		if d.firstTime("blocks:" + fmt.Sprint(blocks)) {
+			d.log.Warn("this Windows node has several IPAM blocks; the HNS overlay network uses the first only (use strictAffinity so Windows nodes do not borrow)", "blocks", fmt.Sprint(blocks), "used", blocks[0].String())
+		}
 	}
 	return blocks[0], true
 }
@@ -360,7 +363,9 @@ func (d *Dataplane) syncRemoteRoutes(ctx context.Context, n *hcn.Network, vni in
 		}
 		vtep, ok := d.state.VTEPs[r.DstNode]
 		if !ok || vtep.MACv4 == "" || !vtep.ParentIPv4.IsValid() {
-			d.warnOnce("novtep:"+dst.String()+r.DstNode, "no VXLAN tunnel endpoint for a remote block's node: Windows reaches other nodes' pods only through VXLAN", "block", dst.String(), "node", r.DstNode)
+			if d.firstTime("novtep:" + dst.String() + r.DstNode) {
+				d.log.Warn("no VXLAN tunnel endpoint for a remote block's node: Windows reaches other nodes' pods only through VXLAN", "block", dst.String(), "node", r.DstNode)
+			}
 			continue
 		}
 		want[dst.Masked().String()] = hcn.RemoteSubnetRouteSetting{
@@ -602,7 +607,9 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 				gapRules[g.Effect] = map[string]bool{}
 			}
 			gapRules[g.Effect][g.Rule] = true
-			d.warnOnce("gap:"+g.Rule+g.Effect, "HNS cannot express a rule exactly; it is rendered to deny more, never less", "rule", g.Rule, "what", g.What, "effect", g.Effect)
+			if d.firstTime("gap:" + g.Rule + g.Effect) {
+				d.log.Warn("HNS cannot express a rule exactly; it is rendered to deny more, never less", "rule", g.Rule, "what", g.What, "effect", g.Effect)
+			}
 		}
 		for _, a := range acls {
 			out = append(out, hcn.NewEndpointPolicy(hcn.EndpointPolicyACL, a))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/dpmodel"
 	"github.com/tortie-net/tortie/windows/hcn"

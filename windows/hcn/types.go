@@ -187,8 +187,8 @@ const (
 type ACLSetting struct {
 	Id              string `json:",omitempty"` //nolint:revive // HNS's field name
 	Protocols       string `json:",omitempty"`
-	Action          string `json:","`
-	Direction       string `json:","`
+	Action          string
+	Direction       string
 	LocalAddresses  string `json:",omitempty"`
 	RemoteAddresses string `json:",omitempty"`
 	LocalPorts      string `json:",omitempty"`
@@ -240,7 +240,7 @@ type VxlanPortSetting struct {
 
 // VSIDSetting is the VSID subnet policy: the VXLAN network identifier.
 type VSIDSetting struct {
-	IsolationId uint32 `json:","` //nolint:revive // HNS's field name
+	IsolationId uint32 //nolint:revive // HNS's field name
 }
 
 // RemoteSubnetRouteSetting is the RemoteSubnetRoute network policy: DestinationPrefix is behind the
