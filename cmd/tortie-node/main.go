@@ -1,14 +1,16 @@
-// Command tortie-node is tortie's per-node agent. Today it has three subcommands:
+// Command tortie-node is tortie's per-node agent. Its subcommands:
 //
 //	tortie-node startup             one-shot node startup (node name, addresses, Node registration,
 //	                                default pools, cluster defaults, tunnel addresses, MTU and node name
 //	                                files), then exit
 //	tortie-node monitor-addresses   re-detect the node's addresses every AUTODETECT_POLL_INTERVAL and
 //	                                update the Node, until SIGINT / SIGTERM
+//	tortie-node run                 startup, then the agent loop (platform/agent) until SIGINT / SIGTERM
+//	tortie-node health              probe the local agent's /livez or /readyz (exit 0 when healthy)
 //	tortie-node version             print the version
 //
-// The agent's other long-running parts (run, health, install-cni, cleanup) come later. The startup logic lives
-// in common/startup/node; docs/node-startup.md lists its environment variables. This package is
+// install-cni and cleanup come later. The startup logic lives in common/startup/node
+// (docs/node-startup.md), the agent in platform/agent (docs/agent.md). This package is
 // platform-neutral: the same files build the Linux and the Windows binary.
 package main
 

@@ -229,6 +229,7 @@ func newRootCommand(s *state) *cobra.Command {
 		newCRUDCommand(s, opDelete),
 		newGetCommand(s),
 		newIPAMCommand(s),
+		newPolicyCommand(s),
 		newVersionCommand(s),
 	)
 	return root

@@ -164,6 +164,11 @@ func (s *State) Apply(u Update) error {
 		}
 		s.refEndpoint(1, e.ProfileIDs, e.allTiers()...)
 		s.HostEndpoints[u.ID] = e
+	case HostEndpointRemove:
+		if old, ok := s.HostEndpoints[u.ID]; ok {
+			s.refEndpoint(-1, old.ProfileIDs, old.allTiers()...)
+			delete(s.HostEndpoints, u.ID)
+		}
 	case RouteUpdate:
 		if !u.Dst.IsValid() || u.Dst != u.Dst.Masked() {
 			return invalid("route destination %s is not a valid masked prefix", u.Dst)

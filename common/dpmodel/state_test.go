@@ -48,6 +48,12 @@ func TestApplyEnforcesOrdering(t *testing.T) {
 			IPSetUpdate{ID: "s:web", Type: IPSetNet}, PolicyUpdate{ID: pol, Policy: Policy{Inbound: []Rule{rule}}},
 			ProfileUpdate{ID: "kns.x"}, ep, WorkloadEndpointRemove{ID: ep.ID}, PolicyRemove{ID: pol}, ProfileRemove{ID: "kns.x"},
 			IPSetRemove{ID: "s:web"}}, nil},
+		{"profile removed after the host endpoint that listed it", []Update{
+			ProfileUpdate{ID: "kns.x"}, HostEndpointUpdate{ID: "h1", Endpoint: HostEndpoint{InterfaceName: "eth0", ProfileIDs: []string{"kns.x"}}},
+			HostEndpointRemove{ID: "h1"}, ProfileRemove{ID: "kns.x"}}, nil},
+		{"profile removed under a host endpoint", []Update{
+			ProfileUpdate{ID: "kns.x"}, HostEndpointUpdate{ID: "h1", Endpoint: HostEndpoint{InterfaceName: "eth0", ProfileIDs: []string{"kns.x"}}},
+			ProfileRemove{ID: "kns.x"}}, ErrOrder},
 		{"VXLAN route before its VTEP", []Update{
 			RouteUpdate{Dst: pfx("10.0.1.0/26"), Route: Route{Type: RouteRemoteBlock, Encap: EncapVXLAN, DstNode: "n2"}}}, ErrOrder},
 		{"VTEP removed under its route", []Update{

@@ -1,0 +1,436 @@
+package calc
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/datastore"
+	"github.com/tortie-net/tortie/common/dpmodel"
+	"github.com/tortie-net/tortie/common/selector"
+)
+
+// Config configures a Calculator.
+type Config struct {
+	// NodeName is the node whose dataplane state is calculated: its workload and host endpoints are the
+	// local ones, its blocks are blackholed, other nodes' blocks are routed towards them.
+	NodeName string
+	// Logger receives problems (invalid policies, missing profiles) once per change; nil discards.
+	Logger *slog.Logger
+	// OnProblems, when set, is called after a batch whenever the set of problems changed, with the
+	// current problems (for a metric or a status endpoint).
+	OnProblems func([]Problem)
+}
+
+// Problem is something the calculation could not compile; what it affects fails closed.
+type Problem struct {
+	// Object names the resource ("GlobalNetworkPolicy \"x\"", "Profile \"kns.y\"").
+	Object string
+	// Reason says what is wrong and what to do.
+	Reason string
+}
+
+func (p Problem) String() string { return p.Object + ": " + p.Reason }
+
+// Calculator turns the syncer's stream into one node's dpmodel updates. It is not safe for concurrent
+// use; the agent calls it from one goroutine. See the package documentation for the graph.
+type Calculator struct {
+	cfg Config
+	log *slog.Logger
+
+	status datastore.Status
+
+	all    *population // every endpoint and network set, for IP set membership
+	local  *population // this node's endpoints, for policy selection
+	polIdx *selIndex
+	setIdx *selIndex
+
+	profiles    map[string]*profile
+	profileKids map[string]map[string]struct{} // profile name → entity keys listing it
+	tiers       map[string]*tier
+	policies    map[string]*policy
+	policyByID  map[dpmodel.PolicyID]*policy
+	setSpecs    map[string]ipsetSpec
+	epPolicies  map[string]map[string]struct{} // local entity key → policy keys selecting it
+	endpoints   map[string]*localEndpoint
+	ipsets      map[string]*ipset
+
+	routes routeInputs
+
+	problems     map[string]Problem
+	problemsSent []Problem
+
+	seq sequencer
+}
+
+// New returns a Calculator for cfg.NodeName.
+func New(cfg Config) *Calculator {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Calculator{
+		cfg: cfg, log: log,
+		all: newPopulation(), local: newPopulation(),
+		profiles: map[string]*profile{}, profileKids: map[string]map[string]struct{}{},
+		tiers: map[string]*tier{}, policies: map[string]*policy{}, policyByID: map[dpmodel.PolicyID]*policy{}, setSpecs: map[string]ipsetSpec{}, epPolicies: map[string]map[string]struct{}{},
+		endpoints: map[string]*localEndpoint{}, ipsets: map[string]*ipset{},
+		routes:   newRouteInputs(),
+		problems: map[string]Problem{},
+		seq:      newSequencer(),
+	}
+	c.polIdx = newSelIndex(c.local, c.onPolicyMatch)
+	c.setIdx = newSelIndex(c.all, c.onIPSetMatch)
+	return c
+}
+
+// OnStatus records the syncer's status. Updates are calculated whatever the status; the agent decides
+// when to start programming (InSync).
+func (c *Calculator) OnStatus(s datastore.Status) { c.status = s }
+
+// Status returns the last status given to OnStatus.
+func (c *Calculator) Status() datastore.Status { return c.status }
+
+// OnUpdates applies a batch of datastore updates and returns the dpmodel updates that bring the
+// dataplane to the new state, in dpmodel's dependency order. It is Apply for each update, then Flush.
+func (c *Calculator) OnUpdates(batch []datastore.Update) []dpmodel.Update {
+	for _, u := range batch {
+		c.Apply(u)
+	}
+	return c.Flush()
+}
+
+// Apply applies one datastore update without emitting anything; Flush emits the accumulated changes.
+// Kinds the calculation does not use (and staged policies) are ignored.
+func (c *Calculator) Apply(u datastore.Update) {
+	del := u.Type == datastore.UpdateDeleted || u.Value == nil
+	k := u.Key
+	switch k.Kind {
+	case api.KindWorkloadEndpoint:
+		key := "wep/" + k.Namespace + "/" + k.Name
+		if del {
+			c.removeEntity(key)
+			return
+		}
+		if w, ok := u.Value.(*api.WorkloadEndpoint); ok {
+			c.upsertWorkload(key, w)
+		}
+	case api.KindHostEndpoint:
+		key := "hep/" + k.Name
+		if del {
+			c.removeEntity(key)
+			return
+		}
+		if h, ok := u.Value.(*api.HostEndpoint); ok {
+			c.upsertHost(key, h)
+		}
+	case api.KindNetworkSet:
+		key := "ns/" + k.Namespace + "/" + k.Name
+		if del {
+			c.removeEntity(key)
+			return
+		}
+		if s, ok := u.Value.(*api.NetworkSet); ok {
+			c.upsertNetworkSet(key, kindNetworkSet, s.Namespace, s.Labels, s.Spec.Nets, fmt.Sprintf("NetworkSet %s/%s", s.Namespace, s.Name))
+		}
+	case api.KindGlobalNetworkSet:
+		key := "gns/" + k.Name
+		if del {
+			c.removeEntity(key)
+			return
+		}
+		if s, ok := u.Value.(*api.GlobalNetworkSet); ok {
+			c.upsertNetworkSet(key, kindGlobalNetworkSet, "", s.Labels, s.Spec.Nets, fmt.Sprintf("GlobalNetworkSet %q", s.Name))
+		}
+	case api.KindProfile:
+		if del {
+			c.setProfile(k.Name, nil)
+			return
+		}
+		if p, ok := u.Value.(*api.Profile); ok {
+			c.setProfile(k.Name, p)
+		}
+	case api.KindTier:
+		if del {
+			c.setTier(k.Name, nil)
+			return
+		}
+		if t, ok := u.Value.(*api.Tier); ok {
+			c.setTier(k.Name, t)
+		}
+	case api.KindNetworkPolicy:
+		key := "np/" + k.Namespace + "/" + k.Name
+		if del {
+			c.setPolicy(key, nil)
+			return
+		}
+		if p, ok := u.Value.(*api.NetworkPolicy); ok {
+			c.setPolicy(key, newNetworkPolicy(p))
+		}
+	case api.KindGlobalNetworkPolicy:
+		key := "gnp//" + k.Name
+		if del {
+			c.setPolicy(key, nil)
+			return
+		}
+		if p, ok := u.Value.(*api.GlobalNetworkPolicy); ok {
+			c.setPolicy(key, newGlobalNetworkPolicy(p))
+		}
+	case api.KindIPPool, api.KindNode, api.KindIPAMBlock:
+		c.routes.apply(k, del, u.Value)
+		c.seq.routesDirty = true
+	}
+}
+
+// ---- entities ----
+
+// parseNets parses CIDRs or plain addresses; what does not parse is reported by the caller.
+func parseNets(ss []string) ([]netip.Prefix, []string) {
+	var out []netip.Prefix
+	var bad []string
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		bad = append(bad, s)
+	}
+	return out, bad
+}
+
+func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
+	own := make(map[string]string, len(w.Labels)+3)
+	maps.Copy(own, w.Labels)
+	// Calico's computed labels; the Kubernetes datastore sets them already, etcd writers may not.
+	own[api.LabelNamespace] = w.Namespace
+	if w.Spec.Orchestrator != "" {
+		own[api.LabelOrchestrator] = w.Spec.Orchestrator
+	}
+	if sa := w.Spec.ServiceAccountName; sa != "" && len(sa) < 63 {
+		own[api.LabelServiceAccount] = sa
+	}
+	nets, bad := parseNets(w.Spec.IPNetworks)
+	c.setProblem("wep:"+key, fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name), badNets("spec.ipNetworks", bad))
+	var ports []namedPort
+	for _, p := range w.Spec.Ports {
+		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
+			ports = append(ports, namedPort{name: p.Name, proto: n, port: p.Port})
+		}
+	}
+	e := &entity{key: key, kind: kindWorkload, own: own, parents: slices.Clone(w.Spec.Profiles), nets: nets, ports: ports,
+		node: w.Spec.Node, local: w.Spec.Node == c.cfg.NodeName}
+	le := &localEndpoint{key: key, wep: w}
+	c.upsertEntity(e, le)
+}
+
+func (c *Calculator) upsertHost(key string, h *api.HostEndpoint) {
+	nets, bad := parseNets(h.Spec.ExpectedIPs)
+	c.setProblem("hep:"+key, fmt.Sprintf("HostEndpoint %q", h.Name), badNets("spec.expectedIPs", bad))
+	var ports []namedPort
+	for _, p := range h.Spec.Ports {
+		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
+			ports = append(ports, namedPort{name: p.Name, proto: n, port: p.Port})
+		}
+	}
+	e := &entity{key: key, kind: kindHost, own: maps.Clone(h.Labels), parents: slices.Clone(h.Spec.Profiles), nets: nets,
+		ports: ports, node: h.Spec.Node, local: h.Spec.Node == c.cfg.NodeName}
+	if e.own == nil {
+		e.own = map[string]string{}
+	}
+	c.upsertEntity(e, &localEndpoint{key: key, hep: h})
+}
+
+func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, labels map[string]string, nets []string, what string) {
+	own := maps.Clone(labels)
+	if own == nil {
+		own = map[string]string{}
+	}
+	var parents []string
+	if ns != "" {
+		// A namespaced network set is selected like the namespace's endpoints: it carries the namespace
+		// label and inherits the namespace's labels.
+		own[api.LabelNamespace] = ns
+		parents = []string{api.NamespaceProfileName(ns)}
+	}
+	ps, bad := parseNets(nets)
+	c.setProblem("set:"+key, what, badNets("spec.nets", bad))
+	c.upsertEntity(&entity{key: key, kind: kind, own: own, parents: parents, nets: ps}, nil)
+}
+
+func badNets(field string, bad []string) string {
+	if len(bad) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s not a CIDR or address; ignored, fix the resource", field, strings.Join(bad, ", "))
+}
+
+// flatten computes the labels selectors see: own labels over the profiles' labels, first profile first.
+func (c *Calculator) flatten(e *entity) {
+	n := len(e.own)
+	for _, p := range e.parents {
+		if pr := c.profiles[p]; pr != nil {
+			n += len(pr.labels)
+		}
+	}
+	if n == len(e.own) {
+		e.labels = e.own
+		return
+	}
+	l := make(map[string]string, n)
+	for i := len(e.parents) - 1; i >= 0; i-- {
+		if pr := c.profiles[e.parents[i]]; pr != nil {
+			maps.Copy(l, pr.labels)
+		}
+	}
+	maps.Copy(l, e.own)
+	e.labels = l
+}
+
+func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
+	c.flatten(e)
+	old := c.all.entities[e.key]
+	oldIface := ""
+	if prev := c.endpoints[e.key]; prev != nil && prev.wep != nil {
+		oldIface = prev.wep.Spec.InterfaceName
+	}
+	if old != nil {
+		c.unparent(old)
+	}
+	for _, p := range e.parents {
+		kids := c.profileKids[p]
+		if kids == nil {
+			kids = map[string]struct{}{}
+			c.profileKids[p] = kids
+		}
+		kids[e.key] = struct{}{}
+	}
+	c.all.upsert(e, old)
+	oldLocal := c.local.entities[e.key]
+	switch {
+	case e.local:
+		if oldLocal == nil {
+			c.endpoints[e.key] = le
+			c.refProfiles(le, e.parents)
+		} else {
+			prev := c.endpoints[e.key]
+			le.profiles = prev.profiles
+			c.endpoints[e.key] = le
+			c.refProfiles(le, e.parents)
+		}
+		c.local.upsert(e, oldLocal)
+		c.seq.dirtyEndpoint(e.key)
+	case oldLocal != nil:
+		c.removeLocal(e.key)
+	}
+	if e.kind == kindWorkload && (old == nil || !slices.Equal(old.nets, e.nets) || old.node != e.node || e.local && oldIface != le.wep.Spec.InterfaceName) {
+		c.seq.routesDirty = true
+	}
+}
+
+func (c *Calculator) unparent(e *entity) {
+	for _, p := range e.parents {
+		delete(c.profileKids[p], e.key)
+		if len(c.profileKids[p]) == 0 {
+			delete(c.profileKids, p)
+		}
+	}
+}
+
+func (c *Calculator) removeLocal(key string) {
+	c.local.remove(key)
+	if le := c.endpoints[key]; le != nil {
+		c.refProfiles(le, nil)
+	}
+	delete(c.endpoints, key)
+	c.seq.dirtyEndpoint(key)
+}
+
+func (c *Calculator) removeEntity(key string) {
+	e := c.all.entities[key]
+	if e == nil {
+		return
+	}
+	if c.local.entities[key] != nil {
+		c.removeLocal(key)
+	}
+	c.unparent(e)
+	c.all.remove(key)
+	if e.kind == kindWorkload {
+		c.seq.routesDirty = true
+	}
+	for _, p := range []string{"wep:", "hep:", "set:"} {
+		c.setProblem(p+key, "", "")
+	}
+}
+
+// reparentKids re-flattens the labels of every entity that lists profile name (its labels changed): the
+// namespace label change case.
+func (c *Calculator) reparentKids(name string) {
+	for _, k := range slices.Sorted(maps.Keys(c.profileKids[name])) {
+		old := c.all.entities[k]
+		e := *old
+		c.flatten(&e)
+		if maps.Equal(e.labels, old.labels) {
+			continue
+		}
+		c.all.upsert(&e, old)
+		if oldLocal := c.local.entities[k]; oldLocal != nil {
+			c.local.upsert(&e, oldLocal)
+		}
+	}
+}
+
+// ---- problems ----
+
+func (c *Calculator) setProblem(id, object, reason string) {
+	if reason == "" {
+		delete(c.problems, id)
+		return
+	}
+	p := Problem{Object: object, Reason: reason}
+	if old, ok := c.problems[id]; ok && old == p {
+		return
+	}
+	c.problems[id] = p
+	c.log.Warn("calculation problem; the affected endpoints fail closed", "object", object, "reason", reason)
+}
+
+// Problems returns what the calculation could not compile, sorted by object.
+func (c *Calculator) Problems() []Problem {
+	out := slices.Collect(maps.Values(c.problems))
+	slices.SortFunc(out, func(a, b Problem) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// ---- helpers ----
+
+func protoNumber(p api.Protocol) (uint8, bool) {
+	if p.IsNumber() {
+		return p.Number, true
+	}
+	switch p.Canonical() {
+	case api.ProtocolTCP:
+		return 6, true
+	case api.ProtocolUDP:
+		return 17, true
+	case api.ProtocolICMP:
+		return 1, true
+	case api.ProtocolICMPv6:
+		return 58, true
+	case api.ProtocolSCTP:
+		return 132, true
+	case api.ProtocolUDPLite:
+		return 136, true
+	}
+	return 0, false
+}
+
+func mustParse(s string) *selector.Selector { return selector.MustParse(s) }

@@ -1,0 +1,33 @@
+// Package agent is the node agent's run loop: it feeds the datastore syncer's stream to the calculation
+// and the calculation's output to a platform.Dataplane.
+//
+//	syncer (own goroutine) ──callbacks──▶ FelixConfiguration → config.Loader (live settings)
+//	                                      everything         → Calculator → desired dpmodel.State
+//	                                                                      │ one-slot kick
+//	loop (own goroutine, owns the Dataplane) ◀────────────────────────────┘
+//	  Diff(sent, desired) → Dataplane.OnUpdate… → Dataplane.Apply
+//
+// Batching and coalescing: the calculation's updates are applied to a desired state as they come; the
+// loop hands the dataplane dpmodel.Diff(what it sent, desired), so an object changed ten times between
+// two Applies is sent once, an object added and removed is not sent at all, and the ordering contract
+// holds by construction.
+//
+// Rate limit: Applies are at least DataplaneApplyMinInterval apart (default 100 ms, Felix's leaky
+// bucket refill). Nothing is applied before the syncer's first InSync (the dataplane would otherwise
+// adopt and prune against a partial view). After a failed Apply the loop retries with backoff
+// (MinRetryBackoff doubling to MaxRetryBackoff); updates arriving meanwhile are recorded and go with
+// the retry. Every shortest enabled refresh interval (RouteRefreshInterval, IptablesRefreshInterval,
+// IpsetsRefreshInterval) the loop calls QueueResync and applies, repairing drift.
+//
+// Datastore outages: the syncer keeps what the receiver holds and, after an outage, sends only real
+// differences; the agent never removes anything because the datastore is unreachable — the dataplane
+// keeps its last state, readiness turns false (not in sync) and liveness stays true.
+//
+// Health (common/health): component "agent", live while the loop beats (DataplaneWatchdogTimeout),
+// ready when the syncer is InSync and an Apply has succeeded. Served on HealthHost:HealthPort (default
+// localhost:9099) as /livez, /readyz and /metrics; PrometheusMetricsEnabled also serves /metrics on
+// PrometheusMetricsHost:PrometheusMetricsPort. Metrics are on a private registry, prefixed tortie_.
+//
+// The calculation is behind Calculator; PassThrough stands in until common/calc lands. docs/agent.md
+// documents the settings, the loop, health and metrics.
+package agent
