@@ -50,8 +50,14 @@ type HNS struct {
 	latency time.Duration
 
 	// gen counts state changes; the evaluator's compiled ACLs are valid for one generation.
-	gen      int
-	compiled map[string]*compiledEndpoint
+	gen       int
+	compiled  map[string]*compiledEndpoint
+	setsCache map[string]setsAt
+}
+
+type setsAt struct {
+	gen  int
+	sets map[string][]netip.Prefix
 }
 
 type failure struct {
@@ -443,9 +449,13 @@ func (h *HNS) ModifyNetworkPolicies(ctx context.Context, networkID string, rt hc
 	}
 	// Validate everything first: a request is applied whole or not at all.
 	next := slices.Clone(n.Policies)
+	keys := make([]string, len(next))
+	for i, q := range next {
+		keys[i] = policyKey(q)
+	}
 	for _, p := range ps {
 		k := policyKey(p)
-		i := slices.IndexFunc(next, func(q hcn.NetworkPolicy) bool { return policyKey(q) == k })
+		i := slices.Index(keys, k)
 		switch rt {
 		case hcn.RequestAdd, hcn.RequestUpdate:
 			if err := h.checkNetworkPolicyType(call, networkID, n, p); err != nil {
@@ -460,6 +470,7 @@ func (h *HNS) ModifyNetworkPolicies(ctx context.Context, networkID string, rt hc
 				return notFound(call, "policy", k)
 			} else {
 				next = append(next, p)
+				keys = append(keys, k)
 			}
 		case hcn.RequestRemove:
 			if i < 0 {
@@ -476,6 +487,7 @@ func (h *HNS) ModifyNetworkPolicies(ctx context.Context, networkID string, rt hc
 				return invalid(call, networkID, "%s is set by HNS", p.Type)
 			}
 			next = slices.Delete(next, i, i+1)
+			keys = slices.Delete(keys, i, i+1)
 		default:
 			return invalid(call, networkID, "request type %q", rt)
 		}
@@ -507,7 +519,16 @@ func (h *HNS) sets(network string) map[string][]netip.Prefix {
 	if n == nil {
 		return nil
 	}
+	if c, ok := h.setsCache[network]; ok && c.gen == h.gen {
+		return c.sets
+	}
 	out := map[string][]netip.Prefix{}
+	defer func() {
+		if h.setsCache == nil {
+			h.setsCache = map[string]setsAt{}
+		}
+		h.setsCache[network] = setsAt{gen: h.gen, sets: out}
+	}()
 	for _, p := range n.Policies {
 		if p.Type != hcn.NetworkPolicySetPolicy {
 			continue
