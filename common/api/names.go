@@ -106,16 +106,19 @@ func CIDRToName(cidr string) string {
 // maxNameLength is the longest Kubernetes object name (a DNS subdomain).
 const maxNameLength = 253
 
-// BlockAffinityName is the name of a BlockAffinity: "<host>-<CIDRToName(cidr)>". A name longer than 253
-// characters is cut and ends in "-" plus 16 hex digits of the SHA-256 of the full name, so it stays unique.
+// BlockAffinityName is the name of a BlockAffinity: "<host>-<CIDRToName(cidr)>", as Calico names them. A
+// name of 253 characters or more is shortened the way Calico shortens it, so that both find the same
+// object: the host is cut to leave room, and "-" plus 11 hex digits of the SHA-256 of "<host>+<cidr
+// name>" is appended (252 characters in all).
 func BlockAffinityName(host, cidr string) string {
-	name := host + "-" + CIDRToName(cidr)
-	if len(name) <= maxNameLength {
+	cidrName := CIDRToName(cidr)
+	name := host + "-" + cidrName
+	if len(name) < maxNameLength {
 		return name
 	}
-	sum := sha256.Sum256([]byte(name))
-	suffix := "-" + hex.EncodeToString(sum[:])[:16]
-	return name[:maxNameLength-len(suffix)] + suffix
+	sum := sha256.Sum256([]byte(host + "+" + cidrName))
+	keep := max(maxNameLength-1-len(cidrName)-13, 0)
+	return host[:min(keep, len(host))] + "-" + cidrName + "-" + hex.EncodeToString(sum[:])[:11]
 }
 
 // WorkloadEndpointName builds a workload endpoint's name from its identifiers:

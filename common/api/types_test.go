@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -215,16 +216,75 @@ func TestBlockAffinityName(t *testing.T) {
 	if got, want := BlockAffinityName("node-1", "10.0.0.0/26"), "node-1-10-0-0-0-26"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	// Calico's shortening (libcalico-go's block affinity client): host cut to 252-len(cidr name)-13,
+	// then "-<cidr name>-" and 11 hex digits of sha256("<host>+<cidr name>").
 	long := strings.Repeat("a", 250)
 	got := BlockAffinityName(long, "10.0.0.0/26")
-	if len(got) != 253 {
-		t.Errorf("len = %d, want 253", len(got))
-	}
-	if !strings.HasPrefix(got, strings.Repeat("a", 200)) {
-		t.Errorf("long name lost its prefix: %q", got)
+	if want := strings.Repeat("a", 228) + "-10-0-0-0-26-8f7e6ea6753"; got != want {
+		t.Errorf("shortened name = %q, want Calico's %q", got, want)
 	}
 	if got == BlockAffinityName(long, "10.0.0.64/26") {
 		t.Errorf("two long names collide: %q", got)
+	}
+	if parts := ShortenedBlockAffinityName(got); len(parts) != 1 || parts[0].Host != strings.Repeat("a", 228) || parts[0].CIDR.String() != "10.0.0.0/26" {
+		t.Errorf("ShortenedBlockAffinityName(%q) = %v", got, parts)
+	}
+	if parts := ShortenedBlockAffinityName("node-1-10-0-0-0-26"); parts != nil {
+		t.Errorf("ShortenedBlockAffinityName of a plain name = %v", parts)
+	}
+}
+
+func TestSplitBlockAffinityName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"node-1-10-0-0-0-26", []string{"node-1 10.0.0.0/26"}},
+		{"n-fd00---122", []string{"n fd00::/122"}},
+		// Both readings are names BlockAffinityName gives; the datastore decides which exists.
+		{"a-1---122", []string{"a 1::/122"}},
+		{"node-fd00-1---122", []string{"node-fd00 1::/122", "node fd00:1::/122"}},
+		{"10-0-0-0-26", nil},
+		{"node-10-0-0-1-26", nil}, // host bits set: no block has that name
+	} {
+		var got []string
+		for _, p := range SplitBlockAffinityName(tc.name) {
+			got = append(got, p.Host+" "+p.CIDR.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("SplitBlockAffinityName(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestParseCIDRName(t *testing.T) {
+	for _, cidr := range []string{"10.0.0.0/26", "192.168.255.252/30", "fd00::/122", "fd00:1:2::40/122", "::/0", "2001:db8::/64"} {
+		p, ok := ParseCIDRName(CIDRToName(cidr))
+		if !ok || p.String() != cidr {
+			t.Errorf("ParseCIDRName(%q) = %v, %v; want %s", CIDRToName(cidr), p, ok, cidr)
+		}
+	}
+	for _, bad := range []string{"", "26", "10-0-0-26", "10-0-0-1-26", "x-y", "FD00---122", "fd00--0-122"} {
+		if p, ok := ParseCIDRName(bad); ok {
+			t.Errorf("ParseCIDRName(%q) = %v, want no CIDR", bad, p)
+		}
+	}
+}
+
+func TestIPAMHandleName(t *testing.T) {
+	for id, want := range map[string]string{
+		"k8s-pod-network.0123abcd": "k8s-pod-network.0123abcd",
+		"Net.ABC":                  "net.abc", // Calico: strings.ToLower
+	} {
+		if got := IPAMHandleName(id); got != want {
+			t.Errorf("IPAMHandleName(%q) = %q, want %q", id, got, want)
+		}
+		if HashedIPAMHandleName(IPAMHandleName(id)) {
+			t.Errorf("HashedIPAMHandleName(%q) = true", IPAMHandleName(id))
+		}
+	}
+	if n := IPAMHandleName("under_score"); !HashedIPAMHandleName(n) {
+		t.Errorf("IPAMHandleName(under_score) = %q, want a hashed name", n)
 	}
 }
 

@@ -35,7 +35,9 @@ endpoints, and nodes' tunnel and WireGuard addresses. Report:
   - nodes that no longer exist but still own blocks, and stale block affinities;
   - empty blocks to release, IPAM handles without addresses or with wrong counts, damaged blocks.
 
-The check only reads. It exits 0 whatever it finds, as calicoctl does; the last line counts the problems.
+The check only reads. It exits 0 when IPAM is consistent and 1 when it finds a problem (so scripts and
+CI can tell); the last line counts the problems. Addresses in use outside every IP pool are shown but
+are no problem.
 -o FILE writes the findings as JSON for "ipam release --from-report FILE", which releases exactly what
 the file lists after checking each item again.`,
 		Example: fmt.Sprintf(`  %[1]s ipam check
@@ -92,6 +94,9 @@ func (s *state) runIPAMCheck(cmd *cobra.Command, f ipamCheckFlags) error {
 		printf(w, "To repair: %s ipam check -o report.json, then %s ipam release --from-report report.json\n", s.name, s.name)
 	}
 	printf(w, "Check complete; found %s.\n", ipamPlural(problems, "problem", "problems"))
+	if problems > 0 {
+		return &reportedError{summary: "IPAM check found " + ipamPlural(problems, "problem", "problems")}
+	}
 	return nil
 }
 

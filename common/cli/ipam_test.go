@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
@@ -30,7 +31,8 @@ func ipamAssign(t *testing.T, be datastore.Backend, ip, handle, node, pod string
 		attrs[ipam.AttributeType] = ipam.AttributeTypeVXLAN
 		use = api.IPPoolAllowedUseTunnel
 	}
-	_, err := ipam.New(be).AssignIP(t.Context(), ipam.AssignIPArgs{
+	clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	_, err := ipam.New(be, ipam.WithClock(clock)).AssignIP(t.Context(), ipam.AssignIPArgs{
 		IP: netip.MustParseAddr(ip), HandleID: handle, Attrs: attrs, Hostname: node, IntendedUse: use})
 	if err != nil {
 		t.Fatalf("assigning %s to %s: %v", ip, handle, err)
@@ -116,17 +118,17 @@ func TestIPAMCheck(t *testing.T) {
 	for i := range 12 {
 		ipamAssign(t, s.be, netip.AddrFrom4([4]byte{10, 244, 0, byte(70 + i)}).String(), "k8s-pod-network.many", "node2", "default/many")
 	}
-	out, _ = s.must(0, "", "ipam check")
+	out, _ = s.must(1, "", "ipam check")
 	if !strings.Contains(out, "10.244.0.3  handle k8s-pod-network.ghost, pod default/ghost, node node1") ||
 		!strings.HasSuffix(out, "Check complete; found 13 problems.\n") {
 		t.Errorf("with leaks: %s", out)
 	}
-	s.must(0, "", "ipam check --show-problem-ips")
-	s.must(0, "", "ipam check --show-all-ips")
+	s.must(1, "", "ipam check --show-problem-ips")
+	s.must(1, "", "ipam check --show-all-ips")
 
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report.json")
-	s.must(0, "", "ipam check -o "+report)
+	s.must(1, "", "ipam check -o "+report)
 	data, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +167,7 @@ spec: {orchestrator: k8s, node: node2, pod: host-0, endpoint: eth0, interfaceNam
 	if _, err := s.be.Create(t.Context(), h); err != nil {
 		t.Fatal(err)
 	}
-	s.must(0, "", "ipam check")
+	s.must(1, "", "ipam check")
 	skipGoldenOnWindows(t)
 	s.goldenIPAM("check", dir)
 }
@@ -194,7 +196,7 @@ func TestIPAMRelease(t *testing.T) {
 	}
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report.json")
-	s.must(0, "", "ipam check -o "+report)
+	s.must(1, "", "ipam check -o "+report)
 	s.must(0, "", "ipam release --from-report "+report)
 	out, _ := s.must(0, "", "ipam check")
 	if !strings.HasSuffix(out, "Check complete; found 0 problems.\n") {
@@ -210,7 +212,7 @@ func TestIPAMRelease(t *testing.T) {
 	ipamAssign(t, s.be, "10.244.0.4", "k8s-pod-network.late", "node1", "default/late-0")
 	ipamAssign(t, s.be, "10.244.0.5", "k8s-pod-network.byhand", "node1", "default/byhand-0")
 	report2 := filepath.Join(dir, "report2.json")
-	s.must(0, "", "ipam check -o "+report2)
+	s.must(1, "", "ipam check -o "+report2)
 	s.must(0, `apiVersion: projectcalico.org/v3
 kind: WorkloadEndpoint
 metadata: {name: node1-k8s-late--0-eth0, namespace: default}
@@ -228,7 +230,7 @@ spec: {orchestrator: k8s, node: node1, pod: late-0, endpoint: eth0, interfaceNam
 
 	// --force releases an address in use; check then reports the endpoint's address as not allocated.
 	s.must(0, "", "ipam release --ip 10.244.0.66 --force")
-	s.must(0, "", "ipam check")
+	s.must(1, "", "ipam check")
 	skipGoldenOnWindows(t)
 	s.goldenIPAM("release", dir)
 }

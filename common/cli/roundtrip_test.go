@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,17 @@ func withoutServerFields(obj api.Resource) api.Resource {
 	c.SetCreationTimestamp(metav1.Time{})
 	c.SetGeneration(0)
 	c.SetManagedFields(nil)
+	// The Kubernetes datastore labels block affinities as Calico does, for Calico's lookups by node.
+	if _, ok := c.(*api.BlockAffinity); ok {
+		l := maps.Clone(c.GetLabels())
+		for _, k := range []string{"projectcalico.org/affinity-type", "projectcalico.org/hostname-hash", "projectcalico.org/ip-version"} {
+			delete(l, k)
+		}
+		if len(l) == 0 {
+			l = nil
+		}
+		c.SetLabels(l)
+	}
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	cnitypes "github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/tortie-net/tortie/common/ipam"
@@ -17,8 +18,9 @@ import (
 // for other plugins (bridge, ptp, macvlan, ...) to delegate to. It runs for any workload: CNI_ARGS
 // naming a Kubernetes pod add the pod attributes and, when pods can be read, its annotations.
 
-// IPAMAdd allocates the addresses and returns them with their block's prefix length, as Calico's
-// calico-ipam does; a failure releases whatever was allocated.
+// IPAMAdd allocates the addresses and returns them as Calico's calico-ipam does: with their block's
+// prefix length (an address asked for by name with its full length), and a route to each; a failure
+// releases whatever was allocated.
 func (p *Plugin) IPAMAdd(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err error) {
 	p.defaults()
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
@@ -65,7 +67,14 @@ func (p *Plugin) IPAMAdd(ctx context.Context, cmd *CmdArgs) (_ *types100.Result,
 	}
 	out := &types100.Result{CNIVersion: types100.ImplementedSpecVersion, DNS: p.Conf.DNS}
 	for _, pfx := range append(slices.Clone(res.IPv4), res.IPv6...) {
+		if len(req.Specific) > 0 {
+			// calico-ipam reports an address asked for by name as a host route (/32, /128).
+			pfx = netip.PrefixFrom(pfx.Addr(), pfx.Addr().BitLen())
+		}
 		out.IPs = append(out.IPs, &types100.IPConfig{Address: *prefixToIPNet(pfx)})
+		// calico-ipam returns one route per address, to the address as given in ips[] (address and
+		// prefix length), for the delegating plugin to install.
+		out.Routes = append(out.Routes, &cnitypes.Route{Dst: *prefixToIPNet(pfx)})
 	}
 	p.Log.Info("addresses assigned", "command", "ADD", "container_id", cmd.ContainerID, "handle", HandleID(p.Conf.Name, cmd.ContainerID),
 		"addresses", fmt.Sprint(res.IPv4, res.IPv6))

@@ -378,7 +378,7 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 	handle := HandleID(p.Conf.Name, containerID)
 	attrs := map[string]string{
 		ipam.AttributeNode:      node,
-		ipam.AttributeTimestamp: p.Now().UTC().Format(time.RFC3339Nano),
+		ipam.AttributeTimestamp: ipam.Timestamp(p.Now()),
 	}
 	if args.IsPod() {
 		attrs[ipam.AttributePod] = args.PodName

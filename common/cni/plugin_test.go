@@ -443,8 +443,25 @@ func TestIPAMPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.2.3.4/26" {
-		t.Fatalf("IPs %v, want 10.2.3.4 with its block's prefix", res.IPs)
+	// As calico-ipam: an address asked for by name is a /32, and each address gets a route.
+	if len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.2.3.4/32" {
+		t.Fatalf("IPs %v, want 10.2.3.4/32", res.IPs)
+	}
+	if len(res.Routes) != 1 || res.Routes[0].Dst.String() != "10.2.3.4/32" || res.Routes[0].GW != nil {
+		t.Errorf("routes %v, want one to 10.2.3.4/32", res.Routes)
+	}
+	auto, err := e.plugin(conf).IPAMAdd(ctx, &CmdArgs{ContainerID: "x3", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(auto.IPs) != 1 || auto.IPs[0].Address.IP.To4() == nil || auto.IPs[0].Address.Mask.String() != "ffffffc0" {
+		t.Fatalf("IPs %v, want one address with its block's prefix (/26)", auto.IPs)
+	}
+	if len(auto.Routes) != 1 || auto.Routes[0].Dst.String() != auto.IPs[0].Address.String() {
+		t.Errorf("routes %v, want one to %v", auto.Routes, auto.IPs[0].Address.String())
+	}
+	if err := e.plugin(conf).IPAMDel(ctx, &CmdArgs{ContainerID: "x3", IfName: "eth0"}); err != nil {
+		t.Fatal(err)
 	}
 	// The same address again is refused and leaves nothing for x2.
 	if _, err := e.plugin(conf).IPAMAdd(ctx, &CmdArgs{ContainerID: "x2", IfName: "eth0", Args: "IP=10.2.3.4"}); code(err) != CodeIPAMFailed {

@@ -90,6 +90,10 @@ func newBlock(cidr netip.Prefix, affinity *string, now time.Time) (*block, error
 		obj.Spec.Unallocated[i] = i
 	}
 	obj.Spec.Attributes = []api.AllocationAttribute{}
+	// Calico starts a block's sequence number at the time of its creation, so that an allocation in a
+	// block deleted and created again never gets the sequence number of an earlier one.
+	obj.Spec.SequenceNumber = uint64(now.UnixNano())
+	obj.Spec.SequenceNumberForAllocation = map[string]uint64{}
 	return &block{obj: obj, cidr: cidr, size: size}, nil
 }
 

@@ -2,13 +2,10 @@ package ipam
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -272,51 +269,10 @@ func affinityKey(host, cidr string) datastore.Key {
 	return datastore.Key{Kind: api.KindBlockAffinity, Name: api.BlockAffinityName(host, cidr)}
 }
 
-// HandleName returns the name of the IPAMHandle object of a handle ID. IDs that are valid lower-case
-// object names are used as they are (pods' "<network>.<containerID>", "ipip-tunnel-addr-<node>");
-// others are lower-cased, stripped to valid characters and made unique with a hash suffix.
-func HandleName(handleID string) string {
-	if validObjectName(handleID) {
-		return handleID
-	}
-	var b strings.Builder
-	for _, r := range strings.ToLower(handleID) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	sum := sha256.Sum256([]byte(handleID))
-	base := strings.Trim(b.String(), "-.")
-	if len(base) > 200 {
-		base = base[:200]
-	}
-	if base == "" {
-		base = "handle"
-	}
-	return base + "-" + hex.EncodeToString(sum[:])[:16]
-}
-
-// validObjectName reports whether s is a DNS-1123 subdomain (a valid Kubernetes object name).
-func validObjectName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			ch := label[i]
-			if (ch < 'a' || ch > 'z') && (ch < '0' || ch > '9') && ch != '-' {
-				return false
-			}
-		}
-	}
-	return true
-}
+// HandleName returns the name of the IPAMHandle object of a handle ID (api.IPAMHandleName): the ID in
+// lower case, as Calico names it, when that is a valid object name; otherwise a valid name made unique
+// with a hash suffix.
+func HandleName(handleID string) string { return api.IPAMHandleName(handleID) }
 
 func handleKey(handleID string) datastore.Key {
 	return datastore.Key{Kind: api.KindIPAMHandle, Name: HandleName(handleID)}

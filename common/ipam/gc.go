@@ -772,11 +772,15 @@ func normCIDR(s string) string {
 	return s
 }
 
-// Timestamp formats t for AttributeTimestamp.
-func Timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// TimestampLayout is how Calico's CNI plugin writes AttributeTimestamp: Go's time.Time.String() of a UTC
+// time, "2006-01-02 15:04:05.999999999 +0000 UTC".
+const TimestampLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
 
-// ParseTimestamp reads an AttributeTimestamp value: RFC 3339, or Go's time.Time.String() form that
-// Calico's CNI plugin writes.
+// Timestamp formats t for AttributeTimestamp as Calico does (TimestampLayout, in UTC).
+func Timestamp(t time.Time) string { return t.UTC().Format(TimestampLayout) }
+
+// ParseTimestamp reads an AttributeTimestamp value: Go's time.Time.String() form that Calico's CNI plugin
+// and tortie write, or RFC 3339 (what tortie wrote before).
 func ParseTimestamp(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -785,7 +789,7 @@ func ParseTimestamp(s string) (time.Time, bool) {
 	if i := strings.Index(s, " m="); i >= 0 { // monotonic clock reading
 		s = s[:i]
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999 -0700 MST", "2006-01-02 15:04:05.999999999 -0700"} {
+	for _, layout := range []string{TimestampLayout, time.RFC3339Nano, "2006-01-02 15:04:05.999999999 -0700"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true
 		}

@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -313,8 +314,12 @@ func TestHandleName(t *testing.T) {
 			t.Errorf("HandleName(%q) = %q, want it unchanged", id, HandleName(id))
 		}
 	}
+	// Calico names a handle object by the lower-cased ID.
+	if got := HandleName("K8s-Pod-Network.ABC"); got != "k8s-pod-network.abc" {
+		t.Errorf("HandleName(K8s-Pod-Network.ABC) = %q, want Calico's k8s-pod-network.abc", got)
+	}
 	seen := map[string]string{}
-	for _, id := range []string{"Upper.Case", "upper.case", "with space", "under_score", "", "-x-", string(make([]byte, 300))} {
+	for _, id := range []string{"Upper.Case", "with space", "under_score", "", "-x-", string(make([]byte, 300))} {
 		n := HandleName(id)
 		if !validObjectName(n) {
 			t.Errorf("HandleName(%q) = %q is not a valid object name", id, n)
@@ -324,6 +329,25 @@ func TestHandleName(t *testing.T) {
 		}
 		seen[n] = id
 	}
+}
+
+// validObjectName reports whether s is a DNS-1123 subdomain (a valid Kubernetes object name).
+func validObjectName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if (ch < 'a' || ch > 'z') && (ch < '0' || ch > '9') && ch != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // FuzzBlockOps drives a block through arbitrary allocate/release/sweep sequences and checks that the

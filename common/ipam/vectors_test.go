@@ -360,8 +360,15 @@ func TestCalicoVectorsReleaseOptions(t *testing.T) {
 			if err != nil || len(claimed) != 1 {
 				t.Fatalf("pre-creating the block: %v %v", claimed, err)
 			}
-			if blk, err := c.getBlock(ctx, "192.168.0.0/26"); err != nil || blk.Spec.SequenceNumber != 0 {
-				t.Fatalf("block sequence number: %v", err)
+			// Like Calico's test, start the block at sequence number 0 (a new block starts at the time of
+			// its creation) so that the vectors' sequence numbers apply.
+			blk, err := c.getBlock(ctx, "192.168.0.0/26")
+			if err != nil || blk.Spec.SequenceNumber == 0 {
+				t.Fatalf("new block's sequence number = %d (want the creation time), %v", blk.Spec.SequenceNumber, err)
+			}
+			blk.Spec.SequenceNumber = 0
+			if _, err := b.Update(ctx, blk); err != nil {
+				t.Fatal(err)
 			}
 			for _, a := range tc.Allocate {
 				if _, err := c.AssignIP(ctx, AssignIPArgs{IP: mustAddr(t, a), HandleID: "seq-handle", Hostname: host}); err != nil {

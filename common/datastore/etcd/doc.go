@@ -6,9 +6,22 @@
 //
 // e.g. /calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool and
 // /calico/resources/v3/projectcalico.org/workloadendpoints/kube-system/node1-k8s-coredns--abc-eth0.
+//
+// The IPAM kinds are stored where and how Calico's IPAM keeps them, so that calico-ipam, calicoctl ipam
+// and tortie share one set of allocations (ipam.go; docs/compatibility.md):
+//
+//	/calico/ipam/v2/assignment/ipv4/block/10.48.166.128-26   IPAMBlock      (libcalico-go model.AllocationBlock)
+//	/calico/ipam/v2/host/<node>/ipv4/block/10.48.166.128-26  BlockAffinity  (model.BlockAffinity: state, deleted)
+//	/calico/ipam/v2/handle/<handle ID>                       IPAMHandle     (model.IPAMHandle: block, deleted)
+//	/calico/ipam/v2/config                                   IPAMConfig     (model.IPAMConfig)
+//
+// Their keys hold contents, not names: the object names are derived from the contents as Calico names
+// the same objects in the Kubernetes datastore (package api), and a name is turned back into its key, or
+// into the few keys it may be when it has several readings. Their values carry no metadata.
+//
 // Config.Prefix, when set, goes before all of it (tests, several clusters in one etcd).
 //
-// The value is the object's JSON in the projectcalico.org/v3 form (apiVersion, kind, metadata, spec)
+// The value of a v3 resource is the object's JSON in the projectcalico.org/v3 form (apiVersion, kind, metadata, spec)
 // without metadata.resourceVersion; the revision of an object is its key's ModRevision, as a decimal
 // string, and the revision of a List is the header revision its pages were all read at.
 //

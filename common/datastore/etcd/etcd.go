@@ -84,6 +84,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 type Backend struct {
 	cli      *clientv3.Client
 	layout   layout
+	ipamRoot string // Config.Prefix + IPAMPrefix
 	timeout  time.Duration
 	pageSize int64
 	log      *slog.Logger
@@ -140,6 +141,7 @@ func NewFromClient(cli *clientv3.Client, cfg Config) *Backend {
 	b := &Backend{
 		cli:      cli,
 		layout:   layout{root: cfg.Prefix + ResourcePrefix},
+		ipamRoot: cfg.Prefix + IPAMPrefix,
 		timeout:  cfg.RequestTimeout,
 		pageSize: cfg.ListPageSize,
 		log:      cfg.Logger,
@@ -179,8 +181,20 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 // Client returns the underlying etcd client (for tools and tests).
 func (b *Backend) Client() *clientv3.Client { return b.cli }
 
-// Path returns the etcd key that stores k, with this backend's prefix.
-func (b *Backend) Path(k datastore.Key) (string, error) { return b.layout.checkedPath(k) }
+// Path returns the etcd key that stores k, with this backend's prefix. For an IPAM kind whose name has
+// several readings (see package api's IPAM names) it is the first reading's.
+func (b *Backend) Path(k datastore.Key) (string, error) {
+	if info, ok := api.LookupKind(k.Kind); ok {
+		if c := ipamCodecs[info.Kind]; c != nil {
+			paths, _ := c.lookup(k.Name)
+			if len(paths) == 0 {
+				return "", fmt.Errorf("%s is not a valid key for kind %s in etcd: the name does not follow from an object's contents", k, info.Kind)
+			}
+			return b.ipamRoot + paths[0], nil
+		}
+	}
+	return b.layout.checkedPath(k)
+}
 
 func (b *Backend) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, b.timeout)
@@ -225,6 +239,9 @@ func (b *Backend) Get(ctx context.Context, key datastore.Key) (api.Resource, err
 	if err != nil {
 		return nil, fmt.Errorf("getting %s from etcd: %w", key, err)
 	}
+	if c := ipamCodecs[info.Kind]; c != nil {
+		return b.getIPAM(ctx, key, info, c)
+	}
 	ctx, cancel := b.reqCtx(ctx)
 	defer cancel()
 	resp, err := b.cli.Get(ctx, b.layout.path(key, info))
@@ -247,12 +264,12 @@ func (b *Backend) List(ctx context.Context, opts datastore.ListOptions) ([]api.R
 	if opts.Namespace != "" {
 		what += " in namespace " + strconv.Quote(opts.Namespace)
 	}
-	prefix := b.layout.listPrefix(opts, info)
-	end := clientv3.GetPrefixRangeEnd(prefix)
+	st := b.storeOf(opts, info)
 	var (
 		out  []api.Resource
 		rev  int64
-		from = prefix
+		from = st.start
+		end  = st.end
 	)
 	for {
 		ops := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(b.pageSize)}
@@ -272,12 +289,12 @@ func (b *Backend) List(ctx context.Context, opts datastore.ListOptions) ([]api.R
 			}
 		}
 		for _, kv := range resp.Kvs {
-			key, ok := b.layout.parse(string(kv.Key), info)
+			key, ok := st.parse(string(kv.Key))
 			if !ok {
 				b.log.Warn("ignoring etcd key of an unexpected shape", "etcd_key", string(kv.Key))
 				continue
 			}
-			obj, err := decode(kv, key, info)
+			obj, err := st.decode(kv, key)
 			if err != nil {
 				b.log.Warn("ignoring etcd value that does not decode", "etcd_key", string(kv.Key), "error", err)
 				continue
@@ -289,8 +306,9 @@ func (b *Backend) List(ctx context.Context, opts datastore.ListOptions) ([]api.R
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	// etcd orders by key, in which "a-b/x" sorts before "a/x"; List promises namespace, then name.
-	if info.Namespaced {
+	// etcd orders by key, in which "a-b/x" sorts before "a/x", and IPAM keys are not names; List
+	// promises namespace, then name.
+	if info.Namespaced || st.ipam {
 		slices.SortFunc(out, objutil.Compare)
 	}
 	return out, formatRev(rev), nil
@@ -305,6 +323,9 @@ func (b *Backend) Create(ctx context.Context, obj api.Resource) (api.Resource, e
 	}
 	if rv := obj.GetResourceVersion(); rv != "" {
 		return nil, fmt.Errorf("creating %s in etcd: resourceVersion must be empty, not %q", key, rv)
+	}
+	if c := ipamCodecs[info.Kind]; c != nil {
+		return b.createIPAM(ctx, obj, key, info, c)
 	}
 	stored := objutil.ForCreate(obj, info, time.Now())
 	val, err := encode(stored, key)
@@ -334,6 +355,9 @@ func (b *Backend) Update(ctx context.Context, obj api.Resource) (api.Resource, e
 	key, info, err := objutil.Check(obj)
 	if err != nil {
 		return nil, fmt.Errorf("updating in etcd: %w", err)
+	}
+	if c := ipamCodecs[info.Kind]; c != nil {
+		return b.updateIPAM(ctx, obj, key, info, c)
 	}
 	var want int64
 	conditional := obj.GetResourceVersion() != ""
@@ -399,6 +423,9 @@ func (b *Backend) Delete(ctx context.Context, key datastore.Key, revision string
 	if err != nil {
 		return nil, fmt.Errorf("deleting %s from etcd: %w", key, err)
 	}
+	if c := ipamCodecs[info.Kind]; c != nil {
+		return b.deleteIPAM(ctx, key, revision, info, c)
+	}
 	path := b.layout.path(key, info)
 	ctx, cancel := b.reqCtx(ctx)
 	defer cancel()
@@ -462,4 +489,35 @@ func (b *Backend) Close() error {
 		return fmt.Errorf("closing etcd client: %w", err)
 	}
 	return nil
+}
+
+// store says where List and Watch find a kind: the key range, how a key becomes a datastore key, and
+// how a value becomes an object.
+type store struct {
+	start, end string
+	ipam       bool
+	parse      func(path string) (datastore.Key, bool)
+	decode     func(kv *mvccpb.KeyValue, key datastore.Key) (api.Resource, error)
+}
+
+func (b *Backend) storeOf(opts datastore.ListOptions, info api.KindInfo) store {
+	if c := ipamCodecs[info.Kind]; c != nil {
+		start, end := c.keyRange()
+		return store{
+			start: b.ipamRoot + start,
+			end:   b.ipamRoot + end,
+			ipam:  true,
+			parse: func(path string) (datastore.Key, bool) { return b.ipamKeyOf(path, info, c) },
+			decode: func(kv *mvccpb.KeyValue, key datastore.Key) (api.Resource, error) {
+				return b.decodeIPAM(kv, key, info, c)
+			},
+		}
+	}
+	prefix := b.layout.listPrefix(opts, info)
+	return store{
+		start:  prefix,
+		end:    clientv3.GetPrefixRangeEnd(prefix),
+		parse:  func(path string) (datastore.Key, bool) { return b.layout.parse(path, info) },
+		decode: func(kv *mvccpb.KeyValue, key datastore.Key) (api.Resource, error) { return decode(kv, key, info) },
+	}
 }

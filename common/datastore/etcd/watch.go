@@ -10,7 +10,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/datastore/internal/objutil"
 )
@@ -25,7 +24,8 @@ func (b *Backend) Watch(ctx context.Context, opts datastore.ListOptions, revisio
 	if err != nil {
 		return nil, fmt.Errorf("watching in etcd: %w", err)
 	}
-	wopts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
+	st := b.storeOf(opts, info)
+	wopts := []clientv3.OpOption{clientv3.WithRange(st.end), clientv3.WithPrevKV()}
 	if revision != "" {
 		r, err := parseRev(revision)
 		if err != nil {
@@ -43,19 +43,19 @@ func (b *Backend) Watch(ctx context.Context, opts datastore.ListOptions, revisio
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	w := &watcher{
 		b:      b,
-		info:   info,
+		st:     st,
 		ch:     make(chan datastore.WatchEvent),
 		cancel: cancel,
 		what:   what,
 	}
-	wch := b.cli.Watch(ctx, b.layout.listPrefix(opts, info), wopts...)
+	wch := b.cli.Watch(ctx, st.start, wopts...)
 	go w.run(ctx, wch)
 	return w, nil
 }
 
 type watcher struct {
 	b      *Backend
-	info   api.KindInfo
+	st     store
 	ch     chan datastore.WatchEvent
 	cancel context.CancelFunc
 	what   string
@@ -113,7 +113,7 @@ func (w *watcher) run(ctx context.Context, wch clientv3.WatchChan) {
 // convert turns an etcd event into ours. A value that does not decode is reported as a deletion of its
 // key, so that a receiver never keeps acting on an older value it can no longer trust.
 func (w *watcher) convert(ev *clientv3.Event) (datastore.WatchEvent, bool) {
-	key, ok := w.b.layout.parse(string(ev.Kv.Key), w.info)
+	key, ok := w.st.parse(string(ev.Kv.Key))
 	if !ok {
 		w.b.log.Warn("ignoring etcd key of an unexpected shape", "etcd_key", string(ev.Kv.Key))
 		return datastore.WatchEvent{}, false
@@ -121,7 +121,7 @@ func (w *watcher) convert(ev *clientv3.Event) (datastore.WatchEvent, bool) {
 	out := datastore.WatchEvent{Key: key, Revision: formatRev(ev.Kv.ModRevision)}
 	switch ev.Type {
 	case mvccpb.PUT:
-		obj, err := decode(ev.Kv, key, w.info)
+		obj, err := w.st.decode(ev.Kv, key)
 		if err != nil {
 			w.b.log.Warn("etcd value does not decode; reporting the key as deleted", "etcd_key", string(ev.Kv.Key), "error", err)
 			out.Type = datastore.Deleted
@@ -135,7 +135,7 @@ func (w *watcher) convert(ev *clientv3.Event) (datastore.WatchEvent, bool) {
 	case mvccpb.DELETE:
 		out.Type = datastore.Deleted
 		if ev.PrevKv != nil {
-			if obj, err := decode(ev.PrevKv, key, w.info); err == nil {
+			if obj, err := w.st.decode(ev.PrevKv, key); err == nil {
 				out.Object = obj
 			}
 		}

@@ -67,7 +67,7 @@ func (h *crdHandler) decode(op string, u *unstructured.Unstructured) (api.Resour
 }
 
 func (h *crdHandler) create(ctx context.Context, op string, obj api.Resource) (api.Resource, error) {
-	u, err := toCR(h.info, obj)
+	u, err := toCR(h.info, calicoIPAMForm(obj))
 	if err != nil {
 		return nil, fmt.Errorf("%s in the Kubernetes datastore: %w", op, err)
 	}
@@ -79,7 +79,7 @@ func (h *crdHandler) create(ctx context.Context, op string, obj api.Resource) (a
 }
 
 func (h *crdHandler) update(ctx context.Context, op string, obj api.Resource) (api.Resource, error) {
-	u, err := toCR(h.info, obj)
+	u, err := toCR(h.info, calicoIPAMForm(obj))
 	if err != nil {
 		return nil, fmt.Errorf("%s in the Kubernetes datastore: %w", op, err)
 	}

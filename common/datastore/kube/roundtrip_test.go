@@ -157,7 +157,8 @@ func TestCRDRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
-			want := obj.DeepCopyObject().(api.Resource)
+			// What Calico adds to IPAM objects (ipam_compat.go) is stored and read back too.
+			want := calicoIPAMForm(obj).DeepCopyObject().(api.Resource)
 			want.SetUID(created.GetUID())
 			want.SetCreationTimestamp(created.GetCreationTimestamp())
 			if d := syncertest.Diff([]api.Resource{got}, []api.Resource{want}); d != "" {
