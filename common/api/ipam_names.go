@@ -81,6 +81,8 @@ func ParseCIDRName(name string) (netip.Prefix, bool) {
 }
 
 // BlockAffinityNameParts are a host and block CIDR that BlockAffinityName turns into a given name.
+//
+// +k8s:deepcopy-gen=false
 type BlockAffinityNameParts struct {
 	Host string
 	CIDR netip.Prefix

@@ -31,6 +31,15 @@ const (
 	// HNSNetworkPrefix and HNSEndpointPrefix start the names of HNS objects tortie creates on Windows.
 	HNSNetworkPrefix  = "tortie-"
 	HNSEndpointPrefix = "tortie-"
+	// HNSOverlayNetwork is the HNS Overlay (VXLAN) network that holds this node's pods.
+	HNSOverlayNetwork = HNSNetworkPrefix + "vxlan"
+	// HNSExternalNetwork is a throwaway Overlay network created once, before the real one, so that HNS
+	// creates the Hyper-V vSwitch (and the host's connectivity blip) once; later re-creations of
+	// HNSOverlayNetwork then do not cut the node off ("External" in Calico).
+	HNSExternalNetwork = HNSNetworkPrefix + "external"
+	// HNSHostEndpoint is the remote endpoint at the block's third address that carries host → pod
+	// traffic in the overlay ("<network>_ep" in Calico).
+	HNSHostEndpoint = HNSEndpointPrefix + "vxlan_ep"
 
 	// CalicoStateDir is where Calico's node agent leaves the node name and MTU for the CNI plugin. tortie
 	// reads and writes the same files so that a Calico CNI config keeps working.
