@@ -98,7 +98,7 @@ variables (and TORTIE_ aliases, which win), so calico-node manifests keep workin
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "",
 		"log level: debug, info, warning or error (default: LOG_LEVEL, else info)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStartupCommand(env, &rf), newMonitorAddressesCommand(env, &rf), newVersionCommand(env))
+	root.AddCommand(newStartupCommand(env, &rf), newMonitorAddressesCommand(env, &rf), newVersionCommand(env), newInstallCNICommand(env, &rf))
 	return root
 }
 
