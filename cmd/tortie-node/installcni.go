@@ -101,9 +101,15 @@ func installCNIConfig(env *Env, f installCNIFlags) (installcni.Config, error) {
 	if err != nil {
 		return installcni.Config{}, usageError{err}
 	}
+	var binDirs []string // --bin-dir= (empty) installs no binaries
+	for _, d := range f.binDirs {
+		if d = strings.TrimSpace(d); d != "" {
+			binDirs = append(binDirs, d)
+		}
+	}
 	cfg := installcni.Config{
 		Binary:         f.binary,
-		BinDirs:        f.binDirs,
+		BinDirs:        binDirs,
 		UpdateBinaries: update,
 		CalicoNames:    calicoNames,
 		NetDir:         f.netDir,

@@ -230,6 +230,7 @@ func newRootCommand(s *state) *cobra.Command {
 		newGetCommand(s),
 		newIPAMCommand(s),
 		newVersionCommand(s),
+		newInstallCommand(s),
 	)
 	return root
 }
