@@ -335,8 +335,8 @@ spec:
     - cidr: 10.244.0.0/16
       nodeSelector: "kubernetes.io/os == 'linux'"
 `,
-		wantEnv:      map[string]string{"CALICO_IPV4POOL_NODE_SELECTOR": "kubernetes.io/os == 'linux'", "CALICO_IPV4POOL_VXLAN": "Always"},
-		wantMTU:      "0",
+		wantEnv: map[string]string{"CALICO_IPV4POOL_NODE_SELECTOR": "kubernetes.io/os == 'linux'", "CALICO_IPV4POOL_VXLAN": "Always"},
+		wantMTU: "0",
 		// The operator adds its selector to kubernetes.io/os: linux; so do the chart's values.
 		wantSelector: map[string]string{"node-role.kubernetes.io/control-plane": "", "kubernetes.io/os": "linux"},
 	}} {

@@ -71,7 +71,9 @@ func (w *walker) obj(path string, v any) *node {
 	return n
 }
 
-func (w *walker) fail(path, reason string) { w.errs = append(w.errs, FieldError{Path: path, Reason: reason}) }
+func (w *walker) fail(path, reason string) {
+	w.errs = append(w.errs, FieldError{Path: path, Reason: reason})
+}
 
 func (n *node) p(key string) string {
 	if n.path == "" {
