@@ -237,7 +237,7 @@ func TestLeakReclaimedAfterGraceNeverBefore(t *testing.T) {
 		advance      time.Duration
 		wantReleased bool
 	}{
-		{0, false},                  // the allocation is brand new: younger than the grace period
+		{0, false},                   // the allocation is brand new: younger than the grace period
 		{grace + time.Minute, false}, // old enough: first seen leaked (the baseline)
 		{grace - time.Second, false}, // one second short of a grace period since the baseline
 		{time.Second, true},          // a grace period since it was first seen
