@@ -12,11 +12,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
+	"github.com/tortie-net/tortie/common/datastore/etcd"
 	"github.com/tortie-net/tortie/common/datastore/kube"
 	"github.com/tortie-net/tortie/common/health"
 	"github.com/tortie-net/tortie/common/ipam"
@@ -352,4 +354,85 @@ func TestLeaderChangeMidGCLosesNothing(t *testing.T) {
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "replica-b" {
 		t.Errorf("lease holder: %v %v", lease, err)
 	}
+}
+
+// With the etcd datastore, namespaces, service accounts, NetworkPolicies and pod labels are mirrored
+// into etcd; what Kubernetes no longer has is removed.
+func TestMirrorIntoEtcd(t *testing.T) {
+	k := testenv.KubeAPIServer(t)
+	cs, err := kubernetes.NewForConfig(k.RestConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := etcd.New(etcd.Config{Endpoints: testenv.Etcd(t), Prefix: "/mirror-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	e := env{cs: cs}
+	e.namespace(t, "mirror")
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "mirror", Name: "deny-all"},
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
+	if _, err := cs.NetworkingV1().NetworkPolicies("mirror").Create(t.Context(), np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A stale mirrored policy (its Kubernetes policy was deleted while nobody watched) and a user's own.
+	for _, name := range []string{"knp.default.gone", "users-own"} {
+		p := api.NewNetworkPolicy()
+		p.Namespace, p.Name = "mirror", name
+		p.Spec.Selector = "all()"
+		if _, err := be.Create(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The CNI plugin's endpoint for pod "web", with outdated labels.
+	e.pod(t, "mirror", "web", "node1")
+	wep := api.NewWorkloadEndpoint()
+	wep.Namespace, wep.Name = "mirror", "node1-k8s-web-eth0"
+	wep.Labels = map[string]string{"stale": "yes"}
+	wep.Spec = api.WorkloadEndpointSpec{Orchestrator: "k8s", Node: "node1", Pod: "web", Endpoint: "eth0", InterfaceName: "cali0123456789a"}
+	if _, err := be.Create(t.Context(), wep); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cs.CoreV1().Pods("mirror").Get(t.Context(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Labels = map[string]string{"app": "web"}
+	if _, err := cs.CoreV1().Pods("mirror").Update(t.Context(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	m := &Mirror{Kube: cs, Backend: be, Kinds: []string{ControllerNamespace, ControllerServiceAccount, ControllerPolicy, ControllerWorkloadEndpoint}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, nil) }()
+	defer func() { cancel(); <-done }()
+
+	get := func(kind, ns, name string) api.Resource {
+		o, err := be.Get(t.Context(), datastore.Key{Kind: kind, Namespace: ns, Name: name})
+		if errors.Is(err, datastore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(api.Resource)
+	}
+	eventually(t, "profiles, policy and labels mirrored", func() bool {
+		nsp, _ := get(api.KindProfile, "", "kns.mirror").(*api.Profile)
+		sap := get(api.KindProfile, "", "ksa.mirror.default")
+		pol := get(api.KindNetworkPolicy, "mirror", "knp.default.deny-all")
+		w, _ := get(api.KindWorkloadEndpoint, "mirror", "node1-k8s-web-eth0").(*api.WorkloadEndpoint)
+		return nsp != nil && nsp.Spec.LabelsToApply["pcns.projectcalico.org/name"] == "mirror" && sap != nil && pol != nil &&
+			get(api.KindNetworkPolicy, "mirror", "knp.default.gone") == nil && w != nil && w.Labels["app"] == "web" && w.Labels["stale"] == ""
+	})
+	if get(api.KindNetworkPolicy, "mirror", "users-own") == nil {
+		t.Error("a policy tortie does not own was deleted")
+	}
+	// Deleting the Kubernetes policy removes the mirror.
+	if err := cs.NetworkingV1().NetworkPolicies("mirror").Delete(t.Context(), "deny-all", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mirrored policy removed", func() bool { return get(api.KindNetworkPolicy, "mirror", "knp.default.deny-all") == nil })
 }

@@ -6,8 +6,10 @@
 //   - ipam (IPAMGC): allocations without a live owner (pod, workload endpoint, node) are released once
 //     two checks a grace period apart agree and the pod is confirmed gone right before the release.
 //
-// The etcd-mode mirroring controllers (namespace, serviceaccount, workloadendpoint, policy) are named
-// and accepted in ENABLED_CONTROLLERS but not implemented yet: the Manager logs a warning for each.
+//   - namespace, serviceaccount, policy, workloadendpoint (Mirror; etcd datastore only): Kubernetes
+//     namespaces and service accounts become profiles kns.* and ksa.*, NetworkPolicies knp.default.*
+//     policies, and pods' labels their workload endpoints' labels, so that DATASTORE_TYPE=etcdv3 clusters
+//     get Kubernetes policy enforced (the Kubernetes datastore synthesises these on the fly).
 //
 // Liveness is a heartbeat from the running controllers (or from the election loop while standing by);
 // readiness is true once the manager runs. Metrics are on a private Prometheus registry.

@@ -109,12 +109,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	ready := m.o.Health.Register("controllers", 0, true)
 	live := m.o.Health.Register("leader-election", 3*max(m.o.LeaseDuration, 10*time.Second), false)
 	ready.SetReady(true, "campaigning or leading")
-	for _, c := range m.o.Enabled {
-		switch c {
-		case ControllerNamespace, ControllerServiceAccount, ControllerWorkloadEndpoint, ControllerPolicy:
-			m.o.Log.Warn("controller not implemented yet; Kubernetes policy is not mirrored into etcd", "controller", c)
-		}
-	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: m.o.Namespace, Name: LeaseName},
 		Client:     m.o.Kube.CoordinationV1(),
@@ -190,6 +184,17 @@ func (m *Manager) lead(ctx context.Context, beat func()) error {
 		gc := &IPAMGC{IPAM: ic, Kube: m.o.Kube, Backend: m.o.Backend, NodeIsDatastoreNode: m.o.NodeIsDatastoreNode,
 			Grace: m.o.GCGrace, Now: m.o.Now, Log: m.o.Log.With("controller", "ipam"), Metrics: m.o.Metrics}
 		g.Go(func() error { return gc.Run(gctx, m.o.GCInterval, beat) })
+	}
+	var mirrored []string
+	for _, c := range m.o.Enabled {
+		switch c {
+		case ControllerNamespace, ControllerServiceAccount, ControllerWorkloadEndpoint, ControllerPolicy:
+			mirrored = append(mirrored, c)
+		}
+	}
+	if len(mirrored) > 0 {
+		mi := &Mirror{Kube: m.o.Kube, Backend: m.o.Backend, Kinds: mirrored, Log: m.o.Log.With("controller", "mirror")}
+		g.Go(func() error { return mi.Run(gctx, beat) })
 	}
 	return g.Wait()
 }
