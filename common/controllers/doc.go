@@ -3,6 +3,7 @@
 //
 //   - node (NodeController): when a Kubernetes Node is deleted, its tortie Node (etcd datastore), block
 //     affinities, tunnel addresses and pod addresses are released at once;
+//
 //   - ipam (IPAMGC): allocations without a live owner (pod, workload endpoint, node) are released once
 //     two checks a grace period apart agree and the pod is confirmed gone right before the release.
 //

@@ -14,7 +14,9 @@ import (
 func NamespaceProfile(ns *corev1.Namespace) *api.Profile { return namespaceToProfile(ns) }
 
 // ServiceAccountProfile returns the profile ksa.<namespace>.<name> for sa.
-func ServiceAccountProfile(sa *corev1.ServiceAccount) *api.Profile { return serviceAccountToProfile(sa) }
+func ServiceAccountProfile(sa *corev1.ServiceAccount) *api.Profile {
+	return serviceAccountToProfile(sa)
+}
 
 // PodEndpointLabels returns the labels the workload endpoint of pod carries (the pod's labels plus
 // projectcalico.org/namespace, orchestrator and serviceaccount); ok is false for a pod that is no
