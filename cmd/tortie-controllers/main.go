@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "tortie-controllers: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "tortie-controllers: %v\n", err)
 		return 1
 	}
 	return 0
@@ -85,7 +85,7 @@ func healthCommand(getenv func(string) string, stdout io.Writer) *cobra.Command 
 			defer cancel()
 			_, err := health.Probe(ctx, healthAddress(getenv), path)
 			if err == nil {
-				fmt.Fprintln(stdout, "ok")
+				_, _ = fmt.Fprintln(stdout, "ok")
 			}
 			return err
 		},

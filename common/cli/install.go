@@ -90,7 +90,7 @@ func runInstallRender(s *state, f installRenderFlags) error {
 	if len(vars) > 0 {
 		ev, err := render.FromEnv(vars)
 		if err != nil {
-			return fmt.Errorf("Calico variables: %w", err)
+			return fmt.Errorf("the Calico variables: %w", err)
 		}
 		vals = ev
 	}

@@ -417,7 +417,7 @@ func TestMirrorIntoEtcd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return o.(api.Resource)
+		return o
 	}
 	eventually(t, "profiles, policy and labels mirrored", func() bool {
 		nsp, _ := get(api.KindProfile, "", "kns.mirror").(*api.Profile)

@@ -210,9 +210,8 @@ func (m *Mirror) sync(ctx context.Context, kind string, prefixes []string, want 
 	}
 	var errs []error
 	have := map[string]api.Resource{}
-	for _, o := range objs {
-		r, ok := o.(api.Resource)
-		if !ok || !owned(r.GetName()) {
+	for _, r := range objs {
+		if !owned(r.GetName()) {
 			continue
 		}
 		have[key(r)] = r
