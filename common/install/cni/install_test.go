@@ -85,6 +85,16 @@ func (s *issuer) Token(context.Context) (Token, error) {
 func (s *issuer) String() string { return "test issuer" }
 func (s *issuer) calls() int     { s.mu.Lock(); defer s.mu.Unlock(); return s.n }
 
+// stat identifies the file at p, to tell a rename from an in-place write (os.SameFile).
+func stat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
 func baseConfig(r root, tokens TokenSource, now func() time.Time) Config {
 	return Config{
 		Binary:         r.binary,
@@ -185,9 +195,9 @@ func TestInstallUnchangedWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := []string{filepath.Join(r.binDir, "tortie"), filepath.Join(r.netDir, DefaultConfName), filepath.Join(r.netDir, DefaultKubeconfigName)}
-	before := map[string]uint64{}
+	before := map[string]os.FileInfo{}
 	for _, f := range files {
-		before[f] = inode(t, f)
+		before[f] = stat(t, f)
 	}
 	clk.Add(10 * time.Minute) // well before renewal
 	res, err := in.Install(t.Context())
@@ -198,7 +208,7 @@ func TestInstallUnchangedWritesNothing(t *testing.T) {
 		t.Errorf("second install wrote %v; want nothing", res.Written)
 	}
 	for _, f := range files {
-		if inode(t, f) != before[f] {
+		if !os.SameFile(stat(t, f), before[f]) {
 			t.Errorf("%s was replaced although unchanged", f)
 		}
 	}
@@ -225,12 +235,15 @@ func TestInstallReplacesAtomically(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(r.binDir, "tortie")
-	old, err := os.Open(dst) // a runtime executing the old plugin
-	if err != nil {
-		t.Fatal(err)
+	var old *os.File
+	if runtime.GOOS != "windows" { // Windows cannot rename over an open file
+		var err error
+		if old, err = os.Open(dst); err != nil { // a runtime executing the old plugin
+			t.Fatal(err)
+		}
+		defer old.Close()
 	}
-	defer old.Close()
-	oldIno := inode(t, dst)
+	oldFile := stat(t, dst)
 	// A crash of an earlier run left a temporary file behind.
 	stale := filepath.Join(r.binDir, tmpPrefix+"tortie.123")
 	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
@@ -246,13 +259,15 @@ func TestInstallReplacesAtomically(t *testing.T) {
 	if diff := cmp.Diff([]string{dst}, res.Written); diff != "" {
 		t.Errorf("written (-want +got):\n%s", diff)
 	}
-	if inode(t, dst) == oldIno {
+	if os.SameFile(stat(t, dst), oldFile) {
 		t.Error("the binary was rewritten in place; want a new file renamed over it")
 	}
-	buf := make([]byte, 64)
-	n, _ := old.ReadAt(buf, 0)
-	if string(buf[:n]) != "plugin v1" {
-		t.Errorf("the open old binary reads %q; a rename leaves it intact", buf[:n])
+	if old != nil {
+		buf := make([]byte, 64)
+		n, _ := old.ReadAt(buf, 0)
+		if string(buf[:n]) != "plugin v1" {
+			t.Errorf("the open old binary reads %q; a rename leaves it intact", buf[:n])
+		}
 	}
 	if b, _ := os.ReadFile(dst); string(b) != "plugin v2, longer" {
 		t.Errorf("new binary = %q", b)
