@@ -52,6 +52,14 @@ generate: ## regenerate deepcopy code and CRD manifests from the Go types
 check-generated: ## fail if generated code or CRDs drift from the Go types
 	bash ci/gen-crds.sh --check
 
+.PHONY: manifests
+manifests: ## render the Helm chart into installer/kubernetes/tortie.yaml (Helm SDK, ci/helmrender) and refresh the chart's crds/
+	cd ci/helmrender && $(GO) run . -chart ../../installer/kubernetes/helm/tortie -crds ../../installer/kubernetes/crds -o ../../installer/kubernetes/tortie.yaml
+
+.PHONY: check-manifests
+check-manifests: ## fail if installer/kubernetes/tortie.yaml or the chart's crds/ are out of date
+	cd ci/helmrender && $(GO) run . -chart ../../installer/kubernetes/helm/tortie -crds ../../installer/kubernetes/crds -o ../../installer/kubernetes/tortie.yaml -check
+
 .PHONY: lint
 lint: ## golangci-lint for linux and windows
 	$(GO) build -modfile=ci/tools/go.mod -o $(BIN)/tools/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint

@@ -16,6 +16,9 @@ bash ci/deps.sh wixl msitools osslsigncode openssl
 step "generated code and CRDs match the Go types"
 bash ci/gen-crds.sh --check
 
+step "the rendered manifest and the chart's CRDs match the chart (Helm SDK)"
+make --no-print-directory check-manifests
+
 step "go vet (linux)"
 go vet ./...
 

@@ -231,6 +231,7 @@ func newRootCommand(s *state) *cobra.Command {
 		newIPAMCommand(s),
 		newPolicyCommand(s),
 		newVersionCommand(s),
+		newInstallCommand(s),
 	)
 	return root
 }
