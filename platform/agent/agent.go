@@ -169,7 +169,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { syncDone <- syncer.Run(ctx) }()
 	defer func() {
 		cancel()
-		<-syncDone
+		if err := <-syncDone; err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("syncer ended", "error", err.Error())
+		}
 	}()
 
 	a.log.Info("agent started", "node", a.o.NodeName, "dataplane", a.o.Dataplane.Capabilities().Name,

@@ -39,9 +39,9 @@ type PassThrough struct {
 	log  *slog.Logger
 
 	settings config.Agent
-	pools    map[string]poolInfo                       // by IPPool name
-	nodes    map[string]bool                           // nodes with a HostUpdate sent
-	vteps    map[string]bool                           // nodes with a VTEPUpdate sent
+	pools    map[string]poolInfo                         // by IPPool name
+	nodes    map[string]bool                             // nodes with a HostUpdate sent
+	vteps    map[string]bool                             // nodes with a VTEPUpdate sent
 	weps     map[datastore.Key]*dpmodel.WorkloadEndpoint // local endpoints sent
 	profRefs map[string]int
 	lastCfg  *dpmodel.Config
