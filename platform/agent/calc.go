@@ -111,6 +111,12 @@ func (p *PassThrough) OnUpdates(us []datastore.Update) []dpmodel.Update {
 		// Encapsulation is on when a pool uses it: a pool change can change the configuration, which
 		// goes first in the batch, before routes that may need it.
 		out = append(p.config(false), out...)
+		// Local routes carry their pool and its natOutgoing (the agent drops the unchanged ones).
+		for _, ep := range p.weps {
+			for _, n := range slices.Concat(ep.IPv4Nets, ep.IPv6Nets) {
+				out = append(out, dpmodel.RouteUpdate{Dst: n, Route: p.route(ep, n)})
+			}
+		}
 	}
 	return out
 }
