@@ -165,16 +165,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		kinds = append(kinds, datastore.ListOptions{Kind: "FelixConfiguration"})
 	}
 	syncer := a.o.Syncer(callbacks{a}, kinds)
-	syncDone := make(chan error, 1)
-	go func() { syncDone <- syncer.Run(ctx) }()
+	// syncDone is closed (so it can be read twice: by the loop and here) once syncErr is set.
+	var syncErr error
+	syncDone := make(chan struct{})
+	go func() {
+		syncErr = syncer.Run(ctx)
+		close(syncDone)
+	}()
 	defer func() {
 		cancel()
 		<-syncDone
+		if syncErr != nil && !errors.Is(syncErr, context.Canceled) {
+			a.log.Warn("syncer ended", "error", syncErr.Error())
+		}
 	}()
 
 	a.log.Info("agent started", "node", a.o.NodeName, "dataplane", a.o.Dataplane.Capabilities().Name,
 		"apply_min_interval", set.ApplyMinInterval, "resync_interval", set.ResyncInterval())
-	return a.loop(ctx, syncDone)
+	return a.loop(ctx, syncDone, func() error { return syncErr })
 }
 
 // serve starts the health server (with /metrics) and, when enabled, the separate metrics server.
@@ -315,7 +323,7 @@ func (a *Agent) updateReady() {
 
 // loop owns the dataplane: it takes what the calculation emitted and applies it, rate-limited,
 // retried with backoff, resynced periodically.
-func (a *Agent) loop(ctx context.Context, syncDone <-chan error) error {
+func (a *Agent) loop(ctx context.Context, syncDone <-chan struct{}, syncErr func() error) error {
 	dp := a.o.Dataplane
 	set := a.o.Settings.Current()
 	beatEvery := min(max(set.WatchdogTimeout/4, time.Second), 10*time.Second)
@@ -382,11 +390,11 @@ func (a *Agent) loop(ctx context.Context, syncDone <-chan error) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case err := <-syncDone:
+		case <-syncDone:
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("agent: the syncer stopped: %w", err)
+			return fmt.Errorf("agent: the syncer stopped: %w", syncErr())
 		case <-a.kick:
 			dirty = true
 		case <-timer.C:

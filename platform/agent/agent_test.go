@@ -233,9 +233,23 @@ func TestPassThroughProgramsTheNode(t *testing.T) {
 			Name: node + "-k8s-db-eth0"}, ""); err != nil {
 			t.Fatal(err)
 		}
+		// A pool change reaches the local routes.
+		pl, err := be.Get(context.Background(), datastore.Key{Kind: "IPPool", Name: "default-ipv4-ippool"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl.(*api.IPPool).Spec.NATOutgoing = false
+		if _, err := be.Update(context.Background(), pl); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(time.Second)
 		synctest.Wait()
 		host := h.dp.Host()
+		for dst, r := range host.Routes {
+			if r.NATOutgoing || r.PoolCIDR.String() != "10.64.0.0/16" {
+				t.Errorf("route %s after natOutgoing was turned off: %+v", dst, r)
+			}
+		}
 		if _, ok := host.VTEPs["node-b"]; ok {
 			t.Error("node-b's VTEP is still programmed")
 		}

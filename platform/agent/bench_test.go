@@ -181,6 +181,9 @@ func benchChild(mode string) int {
 		kinds := agent.NewPassThrough(benchNodeName, slog.New(slog.DiscardHandler)).Kinds()
 		snap := &rawSnapshot{objs: map[datastore.Key]api.Resource{}, inSync: done}
 		go func() { _ = datastore.NewSyncer(be, snap, kinds).Run(ctx) }()
+	case "idle":
+		// The floor: this binary with nothing running (for reading the other two).
+		close(done)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", mode)
 		return 1

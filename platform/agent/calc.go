@@ -39,9 +39,9 @@ type PassThrough struct {
 	log  *slog.Logger
 
 	settings config.Agent
-	pools    map[string]poolInfo                       // by IPPool name
-	nodes    map[string]bool                           // nodes with a HostUpdate sent
-	vteps    map[string]bool                           // nodes with a VTEPUpdate sent
+	pools    map[string]poolInfo                         // by IPPool name
+	nodes    map[string]bool                             // nodes with a HostUpdate sent
+	vteps    map[string]bool                             // nodes with a VTEPUpdate sent
 	weps     map[datastore.Key]*dpmodel.WorkloadEndpoint // local endpoints sent
 	profRefs map[string]int
 	lastCfg  *dpmodel.Config
@@ -111,6 +111,12 @@ func (p *PassThrough) OnUpdates(us []datastore.Update) []dpmodel.Update {
 		// Encapsulation is on when a pool uses it: a pool change can change the configuration, which
 		// goes first in the batch, before routes that may need it.
 		out = append(p.config(false), out...)
+		// Local routes carry their pool and its natOutgoing (the agent drops the unchanged ones).
+		for _, ep := range p.weps {
+			for _, n := range slices.Concat(ep.IPv4Nets, ep.IPv6Nets) {
+				out = append(out, dpmodel.RouteUpdate{Dst: n, Route: p.route(ep, n)})
+			}
+		}
 	}
 	return out
 }

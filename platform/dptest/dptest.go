@@ -1,22 +1,3 @@
-// Package dptest is the conformance suite every platform.Dataplane passes (platform/fake, the Linux
-// dataplane in network namespaces, the Windows dataplane over the fake HNS). A dataplane's test calls
-//
-//	dptest.Run(t, func(t *testing.T) dptest.Instance { ... })
-//
-// and the factory builds a fresh dataplane over a fresh host (a fake, a throwaway network namespace)
-// together with the means to read its host back. The generic checks:
-//
-//   - States: sequences of random, contract-respecting states (dpmodel.Diff between consecutive ones,
-//     as Tailscale's TestRouterStates replays router configs) end with the host holding exactly the
-//     last state;
-//   - Idempotent: a second Apply, and an Apply after the same updates are sent again, write nothing;
-//   - Resync: drift the factory injects behind the dataplane's back is repaired by QueueResync + Apply;
-//   - Retry: an Apply that failed part-way, retried with later updates recorded in between, converges;
-//   - Cleanup: leaves an empty host, and is idempotent.
-//
-// Cases: policy truth tables (which packets each state allows) come with the calculation (common/calc).
-// They plug in through Options.Cases and Instance.Verdict: each Case programs its updates and asks the
-// dataplane's Verdict for each packet. A dataplane without a Verdict skips them.
 package dptest
 
 import (

@@ -56,15 +56,15 @@ func TestBrokenHelper(t *testing.T) {
 	}
 	dptest.Run(t, func(t *testing.T) dptest.Instance {
 		b := &broken{Dataplane: fake.New(), defect: defect}
-		writes := b.Dataplane.Writes
+		writes := b.Writes
 		if defect == "writes-every-apply" {
-			writes = func() int { return b.Dataplane.Writes() + b.applies }
+			writes = func() int { return b.Writes() + b.applies }
 		}
 		return dptest.Instance{Dataplane: b, Writes: writes,
 			Host:          func(context.Context) (*dpmodel.State, error) { return b.Host(), nil },
 			FailNextApply: func() { b.FailNextApplies(1) },
 			Drift: func(_ context.Context, r *rand.Rand) error {
-				return b.Drift(drift(b.Dataplane.Host(), r))
+				return b.Drift(drift(b.Host(), r))
 			},
 		}
 	})

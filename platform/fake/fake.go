@@ -110,9 +110,11 @@ func (d *Dataplane) Apply(ctx context.Context) error {
 		d.failNext--
 		d.failed++
 		// Half of the writes land before the failure, as when one of several tables fails to restore.
-		d.write(diff[:len(diff)/2])
-		// The belief is now unknown: the retry re-reads the host.
+		// The belief is now unknown either way: the retry re-reads the host.
 		d.resync = true
+		if err := d.write(diff[:len(diff)/2]); err != nil {
+			return errors.Join(err, ErrInjected)
+		}
 		return fmt.Errorf("fake dataplane apply after %d of %d writes: %w", len(diff)/2, len(diff), ErrInjected)
 	}
 	if err := d.write(diff); err != nil {
