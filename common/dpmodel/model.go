@@ -578,7 +578,11 @@ func (HostRemove) Kind() string             { return "HostRemove" }
 func (ConfigUpdate) Kind() string           { return "ConfigUpdate" }
 
 // sortMembers sorts and de-duplicates members in place and returns the result.
+// An empty set is always nil, however it became empty, so that states compare equal.
 func sortMembers(ms []Member) []Member {
+	if len(ms) == 0 {
+		return nil
+	}
 	slices.SortFunc(ms, Member.Compare)
 	return slices.Compact(ms)
 }

@@ -98,6 +98,13 @@ func TestIPSetDelta(t *testing.T) {
 	if err := s.Apply(IPSetDelta{ID: "s:a", Added: []Member{m("10.0.0.9")}, Removed: []Member{m("10.0.0.9")}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("add and remove of one member: %v", err)
 	}
+	// A set emptied by a delta equals one sent empty.
+	must(t, s.Apply(IPSetDelta{ID: "s:a", Removed: want}))
+	empty := NewState()
+	must(t, empty.Apply(IPSetUpdate{ID: "s:a", Type: IPSetNet}))
+	if !s.Equal(empty) {
+		t.Errorf("a set emptied by a delta differs from an empty set: %v", Diff(empty, s))
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -54,7 +54,7 @@ type Options struct {
 	// Settings holds the layered settings, already primed with the FelixConfigurations read at start
 	// (config.Loader.Prime). Required.
 	Settings *config.Loader
-	// Calculator is the calculation (nil: NewPassThrough).
+	// Calculator is the calculation (nil: NewGraph, common/calc).
 	Calculator Calculator
 	// Logger receives the agent's logs (nil: discarded). LogLevel, when set, is the level of the handler
 	// behind Logger; the agent sets it from LogSeverityScreen, live.
@@ -113,7 +113,7 @@ func New(o Options) (*Agent, error) {
 	a := &Agent{o: o, log: log, calc: o.Calculator, health: o.Health, desired: dpmodel.NewState(), sent: dpmodel.NewState(),
 		kick: make(chan struct{}, 1), started: make(chan struct{})}
 	if a.calc == nil {
-		a.calc = NewPassThrough(o.NodeName, log.With("component", "calc"))
+		a.calc = NewGraph(o.NodeName, log.With("component", "calc"), nil)
 	}
 	if a.health == nil {
 		a.health = health.New(nil)

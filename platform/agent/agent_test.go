@@ -213,7 +213,7 @@ func TestPassThroughProgramsTheNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		be := memory.New()
 		seed(t, be)
-		h := start(t, be, nil, agent.Options{})
+		h := start(t, be, nil, agent.Options{Calculator: agent.NewPassThrough(node, nil)})
 		defer h.stop(t)
 		synctest.Wait()
 		time.Sleep(time.Second)
@@ -525,6 +525,50 @@ func TestPeriodicResync(t *testing.T) {
 		}
 		if n := metric(t, h.a.Registry(), "tortie_dataplane_resyncs_total"); n != 1 {
 			t.Errorf("tortie_dataplane_resyncs_total = %v, want 1", n)
+		}
+	})
+}
+
+// TestGraphProgramsTheNode: with the real calculation (the default), the same cluster programs the same
+// pools, hosts, VTEPs and endpoints; the namespace and service-account profiles the endpoints list do not
+// exist in this datastore, so they fail closed (Deny both ways) until they do; a policy that selects a
+// local endpoint reaches the dataplane with its IP set, and goes with it when deleted.
+func TestGraphProgramsTheNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := memory.New()
+		seed(t, be)
+		h := start(t, be, nil, agent.Options{})
+		defer h.stop(t)
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		golden(t, "graph", h.dp.Render())
+
+		gnp := api.NewGlobalNetworkPolicy()
+		gnp.Name = "allow-web-from-api"
+		gnp.Spec.Selector = "app == 'web'"
+		gnp.Spec.Ingress = []api.Rule{{Action: api.Allow, Protocol: api.NewProtocol("TCP"),
+			Source: api.EntityRule{Selector: "app == 'api'"}, Destination: api.EntityRule{Ports: []api.Port{{MinPort: 80, MaxPort: 80}}}}}
+		api.SetDefaults(gnp)
+		mustCreate(t, be, gnp)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		host := h.dp.Host()
+		if len(host.Policies) != 1 || len(host.IPSets) != 1 {
+			t.Fatalf("after the policy: %d policies, %d IP sets; want 1 and 1\n%s", len(host.Policies), len(host.IPSets), h.dp.Render())
+		}
+		for _, set := range host.IPSets {
+			if len(set.Members) != 1 || set.Members[0].Net.String() != "10.64.0.3/32" {
+				t.Errorf("IP set members %v, want node-b's api pod 10.64.0.3/32", set.Members)
+			}
+		}
+		if _, err := be.Delete(context.Background(), datastore.Key{Kind: "GlobalNetworkPolicy", Name: gnp.Name}, ""); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if host := h.dp.Host(); len(host.Policies) != 0 || len(host.IPSets) != 0 {
+			t.Errorf("after deleting the policy: %d policies, %d IP sets remain", len(host.Policies), len(host.IPSets))
 		}
 	})
 }

@@ -81,7 +81,7 @@ func TestAgentRealEtcd(t *testing.T) {
 	if _, err := health.Probe(t.Context(), healthAddr, "/livez"); err != nil {
 		t.Fatalf("/livez: %v", err)
 	}
-	golden(t, "passthrough", h.dp.Render()) // the same cluster as over the memory backend, the same host
+	golden(t, "graph", h.dp.Render()) // the same cluster as over the memory backend (TestGraphProgramsTheNode), the same host
 	for _, url := range []string{"http://" + healthAddr + "/metrics", "http://" + metricsAddr + "/metrics"} {
 		body := get(t, url)
 		for _, want := range []string{
