@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/calc"
 	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/dpmodel"
@@ -112,9 +113,6 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{o: o, log: log, calc: o.Calculator, health: o.Health, desired: dpmodel.NewState(), sent: dpmodel.NewState(),
 		kick: make(chan struct{}, 1), started: make(chan struct{})}
-	if a.calc == nil {
-		a.calc = NewGraph(o.NodeName, log.With("component", "calc"), nil)
-	}
 	if a.health == nil {
 		a.health = health.New(nil)
 	}
@@ -123,6 +121,11 @@ func New(o Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.m = newMetrics(reg)
+	if a.calc == nil {
+		a.calc = NewGraph(o.NodeName, log.With("component", "calc"), func(ps []calc.Problem) {
+			a.m.calcProblems.Set(float64(len(ps)))
+		})
+	}
 	// Registered here, not in Run, so that nobody sees the agent ready before it ran.
 	a.rep = a.health.Register("agent", o.Settings.Current().WatchdogTimeout, true)
 	a.rep.SetReady(false, "waiting for the datastore")

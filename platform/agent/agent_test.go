@@ -562,8 +562,31 @@ func TestGraphProgramsTheNode(t *testing.T) {
 				t.Errorf("IP set members %v, want node-b's api pod 10.64.0.3/32", set.Members)
 			}
 		}
-		if _, err := be.Delete(context.Background(), datastore.Key{Kind: "GlobalNetworkPolicy", Name: gnp.Name}, ""); err != nil {
-			t.Fatal(err)
+		// The two missing profiles (kns.ns1, ksa.ns1.default) are problems already.
+		if n := metric(t, h.a.Registry(), "tortie_calc_problems"); n != 2 {
+			t.Errorf("tortie_calc_problems = %v with two missing profiles and a valid policy, want 2", n)
+		}
+		// A policy the calculation cannot compile (services matches) fails closed and is counted.
+		bad := api.NewGlobalNetworkPolicy()
+		bad.Name = "to-kube-dns"
+		bad.Spec.Selector = "app == 'db'"
+		bad.Spec.Egress = []api.Rule{{Action: api.Allow, Destination: api.EntityRule{Services: &api.ServiceMatch{Name: "kube-dns", Namespace: "kube-system"}}}}
+		api.SetDefaults(bad)
+		mustCreate(t, be, bad)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := metric(t, h.a.Registry(), "tortie_calc_problems"); n != 3 {
+			t.Errorf("tortie_calc_problems = %v after an uncompilable policy, want 3", n)
+		}
+		for id, p := range h.dp.Host().Policies {
+			if id.Name == bad.Name && (!p.Invalid || len(p.Outbound) != 1 || p.Outbound[0].Action != dpmodel.Deny) {
+				t.Errorf("uncompilable policy programmed as %+v, want Invalid with one Deny", p)
+			}
+		}
+		for _, name := range []string{gnp.Name, bad.Name} {
+			if _, err := be.Delete(context.Background(), datastore.Key{Kind: "GlobalNetworkPolicy", Name: name}, ""); err != nil {
+				t.Fatal(err)
+			}
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()

@@ -20,6 +20,7 @@ type metrics struct {
 	datastoreStatus *prometheus.GaugeVec
 	restartNeeded   prometheus.Gauge
 	configRejected  prometheus.Counter
+	calcProblems    prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -51,6 +52,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		configRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tortie_config_rejected_total", Help: "FelixConfiguration values that did not parse (the last good value was kept).",
 		}),
+		calcProblems: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tortie_calc_problems", Help: "Policies and profiles the calculation could not compile; the endpoints they apply to fail closed.",
+		}),
 	}
 	v := version.Get()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -58,7 +62,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}, []string{"version", "git_commit", "go_version", "platform"})
 	build.WithLabelValues(v.Version, v.GitCommit, v.GoVersion, v.Platform).Set(1)
 	reg.MustRegister(m.applyDuration, m.applies, m.applyErrors, m.pending, m.resyncs, m.datastoreStatus, m.restartNeeded,
-		m.configRejected, build, collectors.NewGoCollector(),
+		m.configRejected, m.calcProblems, build, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "tortie"}))
 	m.setStatus(datastore.WaitForDatastore)
 	return m
