@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"github.com/tortie-net/tortie/platform"
 	"github.com/tortie-net/tortie/platform/agent"
 	"github.com/tortie-net/tortie/platform/fake"
+	windp "github.com/tortie-net/tortie/windows/dataplane"
+	"github.com/tortie-net/tortie/windows/hcn"
 )
 
 // Dataplane names for --dataplane.
@@ -75,17 +78,36 @@ docs/agent.md lists them. /livez, /readyz and /metrics are served on HealthHost:
 	return cmd
 }
 
-// newDataplane builds the named dataplane; linux and windows come with their own issues.
-func newDataplane(name string, log *slog.Logger) (platform.Dataplane, error) {
+// newDataplane builds the named dataplane: the fake (no host changes) and, on Windows nodes, HNS
+// (windows/dataplane; K8S_SERVICE_CIDR and VXLAN_ADAPTER as Calico for Windows reads them). The Linux
+// dataplane comes with its own issue.
+func newDataplane(name string, getenv func(string) string, log *slog.Logger) (platform.Dataplane, error) {
 	if name == "" {
 		name = runtime.GOOS
 	}
 	switch name {
 	case dataplaneFake:
 		return fake.New(fake.WithLogger(log)), nil
-	case dataplaneLinux, dataplaneWindows:
+	case dataplaneLinux:
 		return nil, fmt.Errorf("the %s dataplane is not wired into tortie-node yet (it comes with its own issue); "+
 			"use --dataplane fake to run the agent without programming the host", name)
+	case dataplaneWindows:
+		if runtime.GOOS != "windows" {
+			return nil, errors.New("the windows dataplane programs HNS and runs only on Windows nodes; " +
+				"use --dataplane fake to run the agent without programming the host")
+		}
+		var cidrs []netip.Prefix
+		if v, from := config.Lookup(getenv, "K8S_SERVICE_CIDR"); v != "" {
+			for _, f := range strings.Split(v, ",") {
+				p, err := netip.ParsePrefix(strings.TrimSpace(f))
+				if err != nil {
+					return nil, fmt.Errorf("%s=%q: want comma-separated CIDRs such as 10.96.0.0/12: %w", from, v, err)
+				}
+				cidrs = append(cidrs, p.Masked())
+			}
+		}
+		adapter, _ := config.Lookup(getenv, "VXLAN_ADAPTER")
+		return windp.New(windp.Options{API: hcn.New(), Logger: log, ServiceCIDRs: cidrs, AdapterName: adapter}), nil
 	}
 	return nil, usageError{fmt.Errorf("--dataplane=%q: use fake, linux or windows", name)}
 }
@@ -114,7 +136,7 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 		level.Set(l)
 		liveLevel = nil
 	}
-	dp, err := newDataplane(o.Dataplane, log.With("component", "dataplane"))
+	dp, err := newDataplane(o.Dataplane, env.Getenv, log.With("component", "dataplane"))
 	if err != nil {
 		return err
 	}
