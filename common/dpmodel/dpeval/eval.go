@@ -177,7 +177,7 @@ func Matches(s *dpmodel.State, r *dpmodel.Rule, p Packet) bool {
 		return false
 	}
 	isICMP := p.Protocol == 1 || p.Protocol == 58
-	if r.ICMP != nil && !(isICMP && icmpMatch(r.ICMP, p)) {
+	if r.ICMP != nil && (!isICMP || !icmpMatch(r.ICMP, p)) {
 		return false
 	}
 	if r.NotICMP != nil && isICMP && icmpMatch(r.NotICMP, p) {

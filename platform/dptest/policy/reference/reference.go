@@ -520,7 +520,7 @@ func (c *Cluster) entityMatches(ns string, e *api.EntityRule, a netip.Addr, port
 		return false
 	}
 	portProto := proto == "TCP" || proto == "UDP" || proto == "SCTP"
-	if len(e.Ports) > 0 && !(portProto && portOK(e.Ports)) {
+	if len(e.Ports) > 0 && (!portProto || !portOK(e.Ports)) {
 		return false
 	}
 	if len(e.NotPorts) > 0 && portProto && portOK(e.NotPorts) {
