@@ -26,7 +26,9 @@
 // string, and the revision of a List is the header revision its pages were all read at.
 //
 // Writes are transactions: Create succeeds only if the key's CreateRevision is 0, a conditional Update
-// or Delete only if its ModRevision equals the given revision (datastore.ErrConflict otherwise). Watch
+// or Delete only if its ModRevision equals the given revision (datastore.ErrConflict otherwise). An
+// Update reads the stored v3 value first and keeps the fields tortie's type cannot hold (a newer
+// Calico's) in the value it writes, within the same compare-and-swap (unknown.go). Watch
 // is an etcd watch on the prefix from revision+1 with previous values (so Deleted events carry the last
 // state); the client resumes it across reconnects and etcd restarts by itself, and reports a revision
 // lost to compaction as an Error event wrapping datastore.ErrCompacted, on which the syncer relists.

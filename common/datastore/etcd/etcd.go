@@ -386,30 +386,37 @@ func (b *Backend) Update(ctx context.Context, obj api.Resource) (api.Resource, e
 	path := b.layout.path(key, info)
 	ctx, cancel := b.reqCtx(ctx)
 	defer cancel()
-	var cur api.Resource // the stored object, when it had to be read
 	for range maxUnconditionalRetries {
-		casRev := want
-		if !conditional || objutil.NeedsStored(obj) {
-			resp, err := b.cli.Get(ctx, path)
-			if err != nil {
-				return nil, fmt.Errorf("updating %s in etcd: reading it: %w", key, err)
-			}
-			if len(resp.Kvs) == 0 {
-				return nil, fmt.Errorf("updating %s in etcd: %w", key, datastore.ErrNotFound)
-			}
-			if cur, err = decode(resp.Kvs[0], key, info); err != nil {
-				cur = nil // server-set fields cannot be carried over from an unreadable value
-			}
-			if !conditional {
-				casRev = resp.Kvs[0].ModRevision
-			} else if resp.Kvs[0].ModRevision != want {
-				return nil, fmt.Errorf("updating %s at revision %d in etcd (stored: %d): %w", key, want, resp.Kvs[0].ModRevision, datastore.ErrConflict)
-			}
+		// The stored value is always read: its server-set fields and the fields tortie's type cannot
+		// hold are carried into the new value, and the transaction below writes only if it is still
+		// the stored one.
+		got, err := b.cli.Get(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("updating %s in etcd: reading it: %w", key, err)
+		}
+		if len(got.Kvs) == 0 {
+			return nil, fmt.Errorf("updating %s in etcd: %w", key, datastore.ErrNotFound)
+		}
+		old := got.Kvs[0]
+		casRev := old.ModRevision
+		if conditional && old.ModRevision != want {
+			return nil, fmt.Errorf("updating %s at revision %d in etcd (stored: %d): %w", key, want, old.ModRevision, datastore.ErrConflict)
+		}
+		cur, err := decode(old, key, info)
+		if err != nil {
+			// Neither server-set nor unknown fields can be carried over from an unreadable value.
+			b.log.Warn("replacing an etcd value that does not decode", "etcd_key", path, "error", err)
+			cur = nil
 		}
 		stored := objutil.ForUpdate(obj, cur, info)
 		val, err := encode(stored, key)
 		if err != nil {
 			return nil, err
+		}
+		if cur != nil {
+			if val, err = carryUnknownFields(val, old.Value, key, info); err != nil {
+				return nil, err
+			}
 		}
 		resp, err := b.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(path), "=", casRev)).
