@@ -8,6 +8,7 @@ import (
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/tortie-net/tortie/common/api"
+	"github.com/tortie-net/tortie/common/datastore/internal/objutil"
 )
 
 // carryUnknownFields copies into w the fields of the stored custom resource cur under spec and status
@@ -25,7 +26,7 @@ func carryUnknownFields(info api.KindInfo, cur, w *unstructured.Unstructured) er
 			continue
 		}
 		kn, _ := known[top].(map[string]any)
-		extra := unknownPart(stored, kn)
+		extra := objutil.UnknownPart(stored, kn)
 		if extra == nil {
 			continue
 		}
@@ -34,7 +35,7 @@ func carryUnknownFields(info api.KindInfo, cur, w *unstructured.Unstructured) er
 			dst = map[string]any{}
 			w.Object[top] = dst
 		}
-		mergeAbsent(dst, extra.(map[string]any))
+		objutil.MergeAbsent(dst, extra.(map[string]any))
 	}
 	return nil
 }
@@ -58,53 +59,4 @@ func knownProjection(info api.KindInfo, cur *unstructured.Unstructured) (map[str
 		return nil, fmt.Errorf("reading stored %s %q: %w", info.Kind, cur.GetName(), err)
 	}
 	return m, nil
-}
-
-// unknownPart returns what of stored the known projection lacks: whole keys missing from known, and
-// recursively the unknown parts of objects present in both. Lists are taken as a whole: an element's
-// unknown fields cannot be matched to the element being written, so they are not carried. nil means
-// nothing unknown.
-func unknownPart(stored, known any) any {
-	sm, ok := stored.(map[string]any)
-	if !ok {
-		return nil
-	}
-	km, _ := known.(map[string]any)
-	var out map[string]any
-	for k, sv := range sm {
-		kv, present := km[k]
-		var part any
-		if !present {
-			part = sv
-		} else {
-			part = unknownPart(sv, kv)
-		}
-		if part == nil {
-			continue
-		}
-		if out == nil {
-			out = map[string]any{}
-		}
-		out[k] = part
-	}
-	if out == nil {
-		return nil
-	}
-	return out
-}
-
-// mergeAbsent copies src into dst where dst has no value, descending into objects present in both.
-func mergeAbsent(dst, src map[string]any) {
-	for k, sv := range src {
-		dv, ok := dst[k]
-		if !ok {
-			dst[k] = sv
-			continue
-		}
-		dm, dok := dv.(map[string]any)
-		sm, sok := sv.(map[string]any)
-		if dok && sok {
-			mergeAbsent(dm, sm)
-		}
-	}
 }
