@@ -45,11 +45,8 @@ const (
 	MarkAccept = 0x10000
 	// MarkPass: a Pass rule ended the tier being evaluated.
 	MarkPass = 0x20000
-	// MarkScratch: set in raw PREROUTING on packets from workload interfaces so that the strict reverse
-	// path check (rpfilter --validmark) uses the route back through the same interface.
-	MarkScratch = 0x40000
 	// MarkMask covers every bit above: the bits tortie clears.
-	MarkMask = MarkAccept | MarkPass | MarkScratch
+	MarkMask = MarkAccept | MarkPass
 
 	// HNSNetworkPrefix and HNSEndpointPrefix start the names of HNS objects tortie creates on Windows.
 	HNSNetworkPrefix  = "tortie-"

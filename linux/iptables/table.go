@@ -127,6 +127,10 @@ func ruleHash(chain, prev, body string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))[:16]
 }
 
+// RuleHashes returns the hashes the rules of a chain carry in their comments, in order (tests compare
+// them with what iptables-save shows).
+func RuleHashes(chain string, rules []string) []string { return hashes(chain, rules) }
+
 func hashes(chain string, rules []string) []string {
 	out := make([]string, len(rules))
 	prev := ""
