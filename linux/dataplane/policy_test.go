@@ -22,8 +22,8 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 
-	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/common/calc"
+	cnicore "github.com/tortie-net/tortie/common/cni"
 	"github.com/tortie-net/tortie/common/datastore"
 	"github.com/tortie-net/tortie/common/dpmodel"
 	"github.com/tortie-net/tortie/common/dpmodel/dpeval"

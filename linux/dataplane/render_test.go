@@ -77,7 +77,7 @@ func code(c uint8) *uint8 { return &c }
 // goldenStates are representative desired states.
 func goldenStates(t *testing.T) map[string]*dpmodel.State {
 	cfg := dpmodel.Config{NodeName: "n1", InterfacePrefixes: []string{"cali"}, IPv6Enabled: true,
-		FailsafeInbound: []dpmodel.ProtoPort{{Protocol: "tcp", Port: 22}, {Protocol: "udp", Port: 68}},
+		FailsafeInbound:  []dpmodel.ProtoPort{{Protocol: "tcp", Port: 22}, {Protocol: "udp", Port: 68}},
 		FailsafeOutbound: []dpmodel.ProtoPort{{Protocol: "tcp", Port: 2379}, {Protocol: "udp", Port: 53, Net: pfx("10.96.0.0/12")}}}
 	workloads := []dpmodel.Update{
 		dpmodel.ConfigUpdate{Config: cfg},
