@@ -195,6 +195,14 @@ func (f *Fake) LinkAdd(nl NewLink) (Link, error) {
 	switch nl.Kind {
 	case "dummy":
 		f.ns.newLink(nl.Name, nl.Kind, nl.MTU, nl.HardwareAddr)
+	case "ipip":
+		// An ipip device has no MAC; the kernel's default MTU is 1480 (1500 less the outer header).
+		mtu := nl.MTU
+		if mtu == 0 {
+			mtu = 1480
+		}
+		l := f.ns.newLink(nl.Name, nl.Kind, mtu, nil)
+		l.HardwareAddr = nil
 	case "vxlan":
 		if nl.VXLAN == nil {
 			return Link{}, fmt.Errorf("creating vxlan %s: no VXLAN settings", nl.Name)
@@ -220,7 +228,7 @@ func (f *Fake) LinkAdd(nl NewLink) (Link, error) {
 		a.PeerIndex, a.PeerNetNSID = b.Index, f.ns.nsid(peerNS)
 		b.PeerIndex, b.PeerNetNSID = a.Index, peerNS.nsid(f.ns)
 	default:
-		return Link{}, fmt.Errorf("creating link %s: kind %q is not supported (dummy, veth, vxlan)", nl.Name, nl.Kind)
+		return Link{}, fmt.Errorf("creating link %s: kind %q is not supported (dummy, veth, vxlan, ipip)", nl.Name, nl.Kind)
 	}
 	return f.ns.view(f.ns.byName(nl.Name)), nil
 }
