@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tortie-net/tortie/linux/netlinkx"
@@ -15,11 +16,12 @@ import (
 // counting wraps a Handle and counts the calls that change the host, and the requests of any kind.
 type counting struct {
 	netlinkx.Handle
-	writes, calls int
+	// Atomic: the kernel tests read them while an agent goroutine applies.
+	writes, calls atomic.Int64
 }
 
-func (c *counting) w()                                         { c.writes++; c.calls++ }
-func (c *counting) r()                                         { c.calls++ }
+func (c *counting) w()                                         { c.writes.Add(1); c.calls.Add(1) }
+func (c *counting) r()                                         { c.calls.Add(1) }
 func (c *counting) LinkByName(n string) (netlinkx.Link, error) { c.r(); return c.Handle.LinkByName(n) }
 func (c *counting) LinkList() ([]netlinkx.Link, error)         { c.r(); return c.Handle.LinkList() }
 func (c *counting) AddrList(i int) ([]netlinkx.Addr, error) {

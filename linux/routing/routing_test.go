@@ -137,14 +137,15 @@ func TestVXLANRoutes(t *testing.T) {
 	}
 
 	// Idempotent and silent: nothing changed, nothing read or written.
-	fh.h.writes, fh.h.calls = 0, 0
-	if err := m.Apply(t.Context()); err != nil || fh.h.calls != 0 {
-		t.Errorf("second Apply: %v, %d netlink calls; want none", err, fh.h.calls)
+	fh.h.writes.Store(0)
+	fh.h.calls.Store(0)
+	if err := m.Apply(t.Context()); err != nil || fh.h.calls.Load() != 0 {
+		t.Errorf("second Apply: %v, %d netlink calls; want none", err, fh.h.calls.Load())
 	}
 	// A resync reads and, with no drift, writes nothing.
 	m.QueueResync()
-	if err := m.Apply(t.Context()); err != nil || fh.h.writes != 0 || fh.h.calls == 0 {
-		t.Errorf("resync Apply: %v, %d writes, %d calls; want reads only", err, fh.h.writes, fh.h.calls)
+	if err := m.Apply(t.Context()); err != nil || fh.h.writes.Load() != 0 || fh.h.calls.Load() == 0 {
+		t.Errorf("resync Apply: %v, %d writes, %d calls; want reads only", err, fh.h.writes.Load(), fh.h.calls.Load())
 	}
 }
 
@@ -157,14 +158,14 @@ func TestStartupAdopts(t *testing.T) {
 	if err := m.Apply(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	fh.h.writes = 0
+	fh.h.writes.Store(0)
 	m2 := newManager(t, fh.h, "")
 	feed(m2, clusterUpdates(vxlanConfig))
 	if err := m2.Apply(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if fh.h.writes != 0 {
-		t.Errorf("restart wrote %d times; want 0 (adopt, no flush)", fh.h.writes)
+	if w := fh.h.writes.Load(); w != 0 {
+		t.Errorf("restart wrote %d times; want 0 (adopt, no flush)", w)
 	}
 	if diff := cmp.Diff(vxlanHost, hostText(t, fh.h)); diff != "" {
 		t.Errorf("host (-want +got):\n%s", diff)
