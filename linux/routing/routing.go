@@ -152,8 +152,7 @@ type family struct {
 	mac        net.HardwareAddr
 	device     string // VXLAN device name
 	enabled    bool   // VXLAN enabled for this family
-	deviceMTU  int
-	vxlanIndex int // the VXLAN device once ensured (0: absent)
+	vxlanIndex int    // the VXLAN device once ensured (0: absent)
 }
 
 // hostState is what Apply read of the kernel.
