@@ -22,6 +22,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/config"
@@ -75,8 +76,11 @@ type labNode struct {
 	agent  *agent.Agent
 }
 
-// segments: subnet name → CIDR of the underlay; the router takes .254 on each.
-var segments = map[string]netip.Prefix{"A": netip.MustParsePrefix("10.10.0.0/24"), "B": netip.MustParsePrefix("10.10.1.0/24")}
+// segments: subnet name → CIDRs of the underlay (IPv4, IPv6); the router takes .254 (::fe) on each.
+var segments = map[string][2]netip.Prefix{
+	"A": {netip.MustParsePrefix("10.10.0.0/24"), netip.MustParsePrefix("fd10::/64")},
+	"B": {netip.MustParsePrefix("10.10.1.0/24"), netip.MustParsePrefix("fd10:0:0:1::/64")},
+}
 
 func newLab(t *testing.T, vxlanMode api.EncapMode) *lab {
 	t.Helper()
@@ -98,15 +102,17 @@ func newLab(t *testing.T, vxlanMode api.EncapMode) *lab {
 		}
 		l.addrs = append(l.addrs, u.Host)
 	}
-	p := api.NewIPPool()
-	p.Name = "lab-pool"
-	p.Spec.CIDR = "10.70.0.0/16"
-	p.Spec.VXLANMode = vxlanMode
-	api.SetDefaults(p)
-	if _, err := be.Create(t.Context(), p); err != nil {
-		t.Fatalf("creating IPPool: %v", err)
+	for name, cidr := range map[string]string{"lab-pool": "10.70.0.0/16", "lab-pool-v6": "fd70::/64"} {
+		p := api.NewIPPool()
+		p.Name = name
+		p.Spec.CIDR = cidr
+		p.Spec.VXLANMode = vxlanMode
+		api.SetDefaults(p)
+		if _, err := be.Create(t.Context(), p); err != nil {
+			t.Fatalf("creating IPPool %s: %v", name, err)
+		}
 	}
-	for name, cidr := range segments {
+	for name := range segments {
 		sw := cnitest.NewNS(t)
 		h := cnitest.Handle(t, sw)
 		la := netlink.NewLinkAttrs()
@@ -116,22 +122,33 @@ func newLab(t *testing.T, vxlanMode api.EncapMode) *lab {
 		must(t, "bridge", err)
 		must(t, "bridge up", h.LinkSetUp(br))
 		l.switches[name] = sw
-		_ = cidr
 	}
 	// The router joins the segments.
 	r := cnitest.NewNS(t)
 	for i, seg := range []string{"A", "B"} {
-		gw := netip.PrefixFrom(lastHost(segments[seg]), segments[seg].Bits())
-		l.plug(r, fmt.Sprintf("r%d", i), seg, gw)
+		var gws []netip.Prefix
+		for _, p := range segments[seg] {
+			gws = append(gws, netip.PrefixFrom(router(p), p.Bits()))
+		}
+		l.plug(r, fmt.Sprintf("r%d", i), seg, gws...)
 	}
-	must(t, "router forwarding", sysctl(r, "/proc/sys/net/ipv4/ip_forward", "1"))
+	must(t, "router forwarding", forwarding(r))
 	return l
 }
 
-func lastHost(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	a[3] = 254
-	return netip.AddrFrom4(a)
+// router is the router's address on segment p: .254 or ::fe.
+func router(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As16()
+	if p.Addr().Is4() {
+		a[15] = 254
+		return netip.AddrFrom16(a).Unmap()
+	}
+	a[15] = 0xfe
+	return netip.AddrFrom16(a)
+}
+
+func forwarding(n ns.NetNS) error {
+	return errors.Join(sysctl(n, "/proc/sys/net/ipv4/ip_forward", "1"), sysctl(n, "/proc/sys/net/ipv6/conf/all/forwarding", "1"))
 }
 
 func must(t *testing.T, what string, err error) {
@@ -145,8 +162,8 @@ func sysctl(n ns.NetNS, path, v string) error {
 	return n.Do(func(ns.NetNS) error { return os.WriteFile(path, []byte(v), 0) })
 }
 
-// plug connects namespace n to segment seg with a veth named ifname inside n, holding addr.
-func (l *lab) plug(n ns.NetNS, ifname, seg string, addr netip.Prefix) {
+// plug connects namespace n to segment seg with a veth named ifname inside n, holding addrs.
+func (l *lab) plug(n ns.NetNS, ifname, seg string, addrs ...netip.Prefix) {
 	t := l.t
 	t.Helper()
 	sw := cnitest.Handle(t, l.switches[seg])
@@ -165,7 +182,10 @@ func (l *lab) plug(n ns.NetNS, ifname, seg string, addr netip.Prefix) {
 	must(t, "lo up", h.LinkSetUp(lo))
 	link, err := h.LinkByName(ifname)
 	must(t, ifname, err)
-	must(t, "address", h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), 32)}}))
+	for _, a := range addrs {
+		must(t, "address", h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())},
+			Flags: unix.IFA_F_NODAD}))
+	}
 	must(t, ifname+" up", h.LinkSetUp(link))
 }
 
@@ -179,36 +199,49 @@ type ifaces []autodetect.Interface
 
 func (i ifaces) List() ([]autodetect.Interface, error) { return i, nil }
 
-// addNode creates node name on segment seg with underlay address addr, runs the real start-up for it
-// (Node resource, tunnel address, VTEP MAC) and starts its agent.
-func (l *lab) addNode(name, seg string, addr netip.Prefix) *labNode {
+// addNode creates node name on segment seg with host number host (10.10.x.<host>, fd10:…::<host>),
+// runs the real start-up for it (Node resource, tunnel addresses, VTEP MACs) and starts its agent.
+func (l *lab) addNode(name, seg string, host byte) *labNode {
 	t := l.t
 	t.Helper()
-	n := &labNode{name: name, addr: addr, dir: t.TempDir()}
+	var addrs []netip.Prefix
+	for _, p := range segments[seg] {
+		a := p.Masked().Addr().As16()
+		a[15] = host
+		addrs = append(addrs, netip.PrefixFrom(netip.AddrFrom16(a).Unmap(), p.Bits()))
+	}
+	n := &labNode{name: name, addr: addrs[0], dir: t.TempDir()}
 	nns := cnitest.NewNS(t)
 	n.cn = &cnitest.Node{Name: name, NS: nns, CacheDir: filepath.Join(n.dir, "cache")}
 	n.cn.CNI = libcni.NewCNIConfigWithCacheDir([]string{l.pluginDir}, n.cn.CacheDir, nil)
-	l.plug(nns, "eth0", seg, addr)
+	l.plug(nns, "eth0", seg, addrs...)
 	h := cnitest.Handle(t, nns)
-	if !segments[seg].Contains(addr.Addr()) {
-		t.Fatalf("%s is not in segment %s", addr, seg)
+	for _, p := range segments[seg] {
+		zero := net.IP(netip.IPv6Unspecified().AsSlice())
+		if p.Addr().Is4() {
+			zero = net.IP(netip.IPv4Unspecified().AsSlice())
+		}
+		must(t, "default route", h.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: zero, Mask: net.CIDRMask(0, p.Addr().BitLen())},
+			Gw: router(p).AsSlice()}))
 	}
-	must(t, "default route", h.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)},
-		Gw: lastHost(segments[seg]).AsSlice()}))
-	must(t, "forwarding", sysctl(nns, "/proc/sys/net/ipv4/ip_forward", "1"))
+	must(t, "forwarding", forwarding(nns))
 	for _, a := range l.addrs {
 		n.cn.Forward(t, a)
 	}
-	env := map[string]string{"NODENAME": name, "IP": addr.String(), "IP6": "none", "NO_DEFAULT_POOLS": "true"}
+	env := map[string]string{"NODENAME": name, "IP": addrs[0].String(), "IP6": addrs[1].String(), "NO_DEFAULT_POOLS": "true"}
 	res, err := startnode.Run(t.Context(), startnode.Options{
 		Backend: l.be, DatastoreType: startnode.DatastoreEtcd, Env: func(k string) string { return env[k] },
-		Interfaces: ifaces{{Name: "eth0", Index: 2, Up: true, MTU: 1500, Addrs: []netip.Prefix{addr}}},
+		Interfaces: ifaces{{Name: "eth0", Index: 2, Up: true, MTU: 1500, Addrs: addrs}},
 		Files: startnode.Files{NodenameFile: filepath.Join(n.dir, "nodename"), TortieNodenameFile: filepath.Join(n.dir, "tortie-nodename"),
 			MTUFile: filepath.Join(n.dir, "startup-mtu")},
 		Hostname: func() (string, error) { return name, nil },
 	})
 	must(t, "node start-up "+name, err)
-	t.Logf("node %s: started, tunnels %+v, VXLAN MAC %s", name, res.Tunnels, res.VXLANTunnelMAC)
+	for _, tr := range res.Tunnels {
+		if tr.Address != "" {
+			t.Logf("node %s: %s %s", name, tr.Type, tr.Address)
+		}
+	}
 	kh, err := netlinkx.Open(nns.Path(), 10*time.Second)
 	must(t, "netlink", err)
 	t.Cleanup(func() { _ = kh.Close() })
@@ -260,7 +293,8 @@ func (l *lab) cniConf(n *labNode) *libcni.NetworkConfigList {
 	plugin := map[string]any{
 		"type": "tortie", "nodename": n.name, "nodename_file_optional": true,
 		"ipam_lock_file": filepath.Join(n.dir, "ipam.lock"), "mtu": 1400, "log_file_path": filepath.Join(n.dir, "cni.log"),
-		"ipam": map[string]any{"type": "tortie-ipam", "ipv4_pools": []string{"lab-pool"}},
+		"ipam": map[string]any{"type": "tortie-ipam", "assign_ipv6": "true", "ipv4_pools": []string{"lab-pool"},
+			"ipv6_pools": []string{"lab-pool-v6"}},
 	}
 	for k, v := range l.keys {
 		plugin[k] = v
@@ -270,8 +304,8 @@ func (l *lab) cniConf(n *labNode) *libcni.NetworkConfigList {
 	return cnitest.ConfList(t, string(b))
 }
 
-// pod creates a pod on n through the real CNI plugin and returns it with its address.
-func (l *lab) pod(n *labNode, name string) (*cnitest.Pod, netip.Addr) {
+// pod creates a pod on n through the real CNI plugin and returns it with its addresses.
+func (l *lab) pod(n *labNode, name string) (*cnitest.Pod, []netip.Addr) {
 	t := l.t
 	t.Helper()
 	p := cnitest.NewPod(t, "default", name)
@@ -284,13 +318,16 @@ func (l *lab) pod(n *labNode, name string) (*cnitest.Pod, netip.Addr) {
 	}
 	res, err := types100.GetResult(r)
 	must(t, "result", err)
+	var out []netip.Addr
 	for _, ipc := range res.IPs {
-		if a, ok := netip.AddrFromSlice(ipc.Address.IP); ok && a.Unmap().Is4() {
-			return p, a.Unmap()
+		if a, ok := netip.AddrFromSlice(ipc.Address.IP); ok {
+			out = append(out, a.Unmap())
 		}
 	}
-	t.Fatalf("pod %s has no IPv4 address: %v", name, res)
-	return nil, netip.Addr{}
+	if len(out) != 2 {
+		t.Fatalf("pod %s: addresses %v, want one IPv4 and one IPv6", name, out)
+	}
+	return p, out
 }
 
 // tcpEcho serves a TCP echo on port inside n until cleanup.
@@ -357,7 +394,7 @@ type labPod struct {
 	name string
 	node *labNode
 	p    *cnitest.Pod
-	ip   netip.Addr
+	ips  []netip.Addr // IPv4, IPv6
 }
 
 // connectivity checks TCP and UDP both ways between every pair of pods on different nodes (the pods
@@ -369,17 +406,19 @@ func connectivity(t *testing.T, pods []labPod) {
 			if a.node == b.node {
 				continue
 			}
-			c, err := tcpDial(a.p.NS, b.ip, 7070)
-			if err != nil {
-				t.Errorf("TCP %s (%s) → %s (%s): %v", a.name, a.node.name, b.name, b.node.name, err)
-				continue
-			}
-			if err := echo(c, "hello from "+a.name); err != nil {
-				t.Errorf("TCP echo %s → %s: %v", a.name, b.name, err)
-			}
-			_ = c.Close()
-			if err := cnitest.UDPPing(a.p.NS, b.ip, 7071, 30*time.Second); err != nil {
-				t.Errorf("UDP %s (%s) → %s (%s): %v", a.name, a.node.name, b.name, b.node.name, err)
+			for _, dst := range b.ips {
+				c, err := tcpDial(a.p.NS, dst, 7070)
+				if err != nil {
+					t.Errorf("TCP %s (%s) → %s %s (%s): %v", a.name, a.node.name, b.name, dst, b.node.name, err)
+					continue
+				}
+				if err := echo(c, "hello from "+a.name); err != nil {
+					t.Errorf("TCP echo %s → %s %s: %v", a.name, b.name, dst, err)
+				}
+				_ = c.Close()
+				if err := cnitest.UDPPing(a.p.NS, dst, 7071, 30*time.Second); err != nil {
+					t.Errorf("UDP %s (%s) → %s %s (%s): %v", a.name, a.node.name, b.name, dst, b.node.name, err)
+				}
 			}
 		}
 	}
@@ -393,18 +432,17 @@ func routesOf(t *testing.T, n *labNode) []string {
 	return hostText(t, kh)
 }
 
+// threeNodes adds node1..3 (host numbers 11..13) on the given segments, each with one dual-stack pod
+// running echo servers.
 func threeNodes(t *testing.T, l *lab, segs [3]string) ([]*labNode, []labPod) {
-	addrs := map[string][]string{"A": {"10.10.0.11/24", "10.10.0.12/24", "10.10.0.13/24"}, "B": {"10.10.1.13/24", "10.10.1.14/24"}}
 	var nodes []*labNode
 	var pods []labPod
 	for i, seg := range segs {
-		a := addrs[seg][0]
-		addrs[seg] = addrs[seg][1:]
-		nodes = append(nodes, l.addNode(fmt.Sprintf("node%d", i+1), seg, netip.MustParsePrefix(a)))
+		nodes = append(nodes, l.addNode(fmt.Sprintf("node%d", i+1), seg, byte(11+i)))
 	}
 	for _, n := range nodes {
 		p, a := l.pod(n, "pod-"+n.name)
-		pods = append(pods, labPod{name: "pod-" + n.name, node: n, p: p, ip: a})
+		pods = append(pods, labPod{name: "pod-" + n.name, node: n, p: p, ips: a})
 		tcpEcho(t, p.NS, 7070)
 		cnitest.UDPEcho(t, p.NS, 7071)
 	}
@@ -423,8 +461,12 @@ func TestKernelVXLAN(t *testing.T) {
 	if !hasLine(got, "dev vxlan.tortie onlink proto 116") {
 		t.Errorf("node1 routes nothing through vxlan.tortie:\n%s", strings.Join(got, "\n"))
 	}
-	if b, err := os.ReadFile(filepath.Join(nodes[0].dir, "mtu")); err != nil || string(b) != "1450" {
-		t.Errorf("MTU file %q, %v; want 1450", b, err)
+	if !hasLine(got, "link vxlan-v6.tortie vxlan mtu 1430 up=true") || !hasLine(got, "dev vxlan-v6.tortie onlink proto 116") {
+		t.Errorf("node1 has no vxlan-v6.tortie with MTU 1430 (1500-70) and routes through it:\n%s", strings.Join(got, "\n"))
+	}
+	// The pod MTU is the smaller of the two in use.
+	if b, err := os.ReadFile(filepath.Join(nodes[0].dir, "mtu")); err != nil || string(b) != "1430" {
+		t.Errorf("MTU file %q, %v; want 1430", b, err)
 	}
 
 	t.Run("drift repair", func(t *testing.T) {
@@ -444,7 +486,7 @@ func TestKernelVXLAN(t *testing.T) {
 
 	t.Run("restart without loss", func(t *testing.T) {
 		n := nodes[1]
-		c, err := tcpDial(pods[0].p.NS, pods[1].ip, 7070)
+		c, err := tcpDial(pods[0].p.NS, pods[1].ips[0], 7070)
 		must(t, "dial", err)
 		defer func() { _ = c.Close() }()
 		must(t, "echo before", echo(c, "before"))
@@ -489,11 +531,15 @@ func TestKernelCrossSubnet(t *testing.T) {
 	connectivity(t, pods)
 	got := strings.Join(routesOf(t, nodes[0]), "\n")
 	t.Logf("node1:\n%s", got)
-	if !strings.Contains(got, "via 10.10.0.12 dev eth0 onlink proto 116") {
-		t.Errorf("node1 has no direct route to node2's block:\n%s", got)
+	for _, want := range []string{"via 10.10.0.12 dev eth0 onlink proto 116", "via fd10::c dev eth0 onlink proto 116"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("node1 has no direct route to node2's block (%q):\n%s", want, got)
+		}
 	}
-	if !strings.Contains(got, "dev vxlan.tortie onlink proto 116") {
-		t.Errorf("node1 has no VXLAN route to node3's block:\n%s", got)
+	for _, want := range []string{"dev vxlan.tortie onlink proto 116", "dev vxlan-v6.tortie onlink proto 116"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("node1 has no VXLAN route to node3's block (%q):\n%s", want, got)
+		}
 	}
 }
 
@@ -508,7 +554,8 @@ func TestKernelNoEncap(t *testing.T) {
 	if strings.Contains(got, "vxlan") {
 		t.Errorf("a VXLAN device or route without encapsulation:\n%s", got)
 	}
-	if !strings.Contains(got, "via 10.10.0.12 dev eth0 onlink proto 116") || !strings.Contains(got, "via 10.10.0.13 dev eth0 onlink proto 116") {
+	if !strings.Contains(got, "via 10.10.0.12 dev eth0 onlink proto 116") || !strings.Contains(got, "via 10.10.0.13 dev eth0 onlink proto 116") ||
+		!strings.Contains(got, "via fd10::c dev eth0 onlink proto 116") || !strings.Contains(got, "via fd10::d dev eth0 onlink proto 116") {
 		t.Errorf("node1 lacks direct routes to the other nodes' blocks:\n%s", got)
 	}
 }
