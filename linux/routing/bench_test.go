@@ -228,8 +228,9 @@ func twoNodes(b *testing.B) (podA, podB ns.NetNS, nodes [2]*netlinkx.Kernel) {
 	return pods[0], pods[1], nodes
 }
 
-// program sets up the pod-to-pod path on both nodes: tortie's Manager, or a hand-built VXLAN.
-func program(b *testing.B, nodes [2]*netlinkx.Kernel, tortie bool) {
+// program sets up the pod-to-pod path on both nodes: tortie's Manager, or a hand-built VXLAN; with
+// direct, unencapsulated routes via the other node instead.
+func program(b *testing.B, nodes [2]*netlinkx.Kernel, tortie, direct bool) {
 	b.Helper()
 	names := []string{"a", "b"}
 	for i, h := range nodes {
@@ -237,6 +238,10 @@ func program(b *testing.B, nodes [2]*netlinkx.Kernel, tortie bool) {
 		myIP, otherIP := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), netip.AddrFrom4([4]byte{10, 0, 0, byte(2 - i)})
 		myTun, otherTun := netip.AddrFrom4([4]byte{10, 70, byte(i + 1), 0}), netip.AddrFrom4([4]byte{10, 70, byte(2 - i), 0})
 		otherBlock := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 70, byte(2 - i), 0}), 26)
+		if direct {
+			program1Direct(b, h, me, other, myIP, otherIP, otherBlock, tortie)
+			continue
+		}
 		if !tortie {
 			vx, err := h.LinkAdd(netlinkx.NewLink{Name: "vxhand", Kind: "vxlan", MTU: 1450, HardwareAddr: DerivedMAC(me),
 				VXLAN: &netlinkx.VXLAN{VNI: 4096, Port: 4789, Local: myIP}})
@@ -273,20 +278,49 @@ func program(b *testing.B, nodes [2]*netlinkx.Kernel, tortie bool) {
 	}
 }
 
-func pathBench(b *testing.B, tortie bool, run func(b *testing.B, a, c ns.NetNS, dst netip.Addr)) {
+// program1Direct programs one node's unencapsulated route to the other node's block.
+func program1Direct(b *testing.B, h netlinkx.Handle, me, other string, myIP, otherIP netip.Addr, otherBlock netip.Prefix, tortie bool) {
+	b.Helper()
+	eth, err := h.LinkByName("eth0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !tortie {
+		if err := h.RouteAdd(netlinkx.Route{Dst: otherBlock, Gw: otherIP, LinkIndex: eth.Index, OnLink: true}); err != nil {
+			b.Fatal(err)
+		}
+		return
+	}
+	m, err := New(Options{Handle: h})
+	if err != nil {
+		b.Fatal(err)
+	}
+	feed(m, []dpmodel.Update{
+		dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: me}},
+		dpmodel.HostUpdate{Node: me, Host: dpmodel.Host{IPv4: netip.PrefixFrom(myIP, 24)}},
+		dpmodel.HostUpdate{Node: other, Host: dpmodel.Host{IPv4: netip.PrefixFrom(otherIP, 24)}},
+		dpmodel.RouteUpdate{Dst: otherBlock, Route: dpmodel.Route{Type: dpmodel.RouteRemoteBlock, Encap: dpmodel.EncapNone, DstNode: other,
+			DstNodeIP: otherIP, SameSubnet: true}},
+	})
+	if err := m.Apply(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func pathBench(b *testing.B, tortie, direct bool, run func(b *testing.B, a, c ns.NetNS, dst netip.Addr)) {
 	podA, podB, nodes := twoNodes(b)
-	program(b, nodes, tortie)
+	program(b, nodes, tortie, direct)
 	run(b, podA, podB, ip("10.70.2.2"))
 }
 
 // BenchmarkPodRTT: one UDP request/response between pods on two nodes per op.
 func BenchmarkPodRTT(b *testing.B) {
 	for _, tc := range []struct {
-		name   string
-		tortie bool
-	}{{"tortie", true}, {"baseline", false}} {
+		name           string
+		tortie, direct bool
+	}{{"tortie", true, false}, {"baseline", false, false}, {"tortie-direct", true, true}, {"baseline-direct", false, true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			pathBench(b, tc.tortie, func(b *testing.B, a, c ns.NetNS, dst netip.Addr) {
+			pathBench(b, tc.tortie, tc.direct, func(b *testing.B, a, c ns.NetNS, dst netip.Addr) {
 				cnitest.UDPEcho(b, c, 7100)
 				if err := cnitest.UDPPing(a, dst, 7100, 10*time.Second); err != nil {
 					b.Fatal(err)
@@ -318,11 +352,11 @@ func BenchmarkPodRTT(b *testing.B) {
 // BenchmarkPodThroughput: 1 MiB over one TCP connection between pods on two nodes per op.
 func BenchmarkPodThroughput(b *testing.B) {
 	for _, tc := range []struct {
-		name   string
-		tortie bool
-	}{{"tortie", true}, {"baseline", false}} {
+		name           string
+		tortie, direct bool
+	}{{"tortie", true, false}, {"baseline", false, false}, {"tortie-direct", true, true}, {"baseline-direct", false, true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			pathBench(b, tc.tortie, func(b *testing.B, a, c ns.NetNS, dst netip.Addr) {
+			pathBench(b, tc.tortie, tc.direct, func(b *testing.B, a, c ns.NetNS, dst netip.Addr) {
 				var ln net.Listener
 				if err := c.Do(func(ns.NetNS) (err error) { ln, err = net.Listen("tcp", ":7200"); return err }); err != nil {
 					b.Fatal(err)
