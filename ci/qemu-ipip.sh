@@ -12,6 +12,7 @@ bash ci/deps.sh qemu-system-x86 busybox-static cpio xz-utils
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+chmod 755 "$work" # apt-get download runs as _apt
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/tortie/qemu-kernel"
 
 # The kernel image package linux-image-amd64 currently depends on, cached by name.
