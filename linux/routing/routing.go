@@ -78,8 +78,6 @@ type Manager struct {
 
 	// dirty: desired state changed, or the last Apply failed, since the last successful Apply.
 	dirty bool
-	// podMTU is the MTU last written to the MTU file (0: not yet).
-	podMTU int
 }
 
 // New returns a Manager. Nothing is read or written until Apply.
@@ -273,17 +271,19 @@ func (m *Manager) mtus(hs *hostState, fams []*family) mtu.Result {
 	})
 }
 
+// writeMTUFile writes the pod MTU when the file does not hold it (checked on every Apply that reads the
+// host, so a removed or edited file is repaired on the next resync).
 func (m *Manager) writeMTUFile(pod int) error {
-	if m.o.MTUFile == "" || pod == m.podMTU {
+	if m.o.MTUFile == "" {
 		return nil
 	}
-	if cur, err := mtu.ReadMTUFile(m.o.MTUFile); err != nil || cur != pod {
-		if err := mtu.WriteMTUFile(m.o.MTUFile, pod); err != nil {
-			return err
-		}
-		m.log.Info("routing: wrote the pod MTU", "file", m.o.MTUFile, "mtu", pod)
+	if cur, err := mtu.ReadMTUFile(m.o.MTUFile); err == nil && cur == pod {
+		return nil
 	}
-	m.podMTU = pod
+	if err := mtu.WriteMTUFile(m.o.MTUFile, pod); err != nil {
+		return err
+	}
+	m.log.Info("routing: wrote the pod MTU", "file", m.o.MTUFile, "mtu", pod)
 	return nil
 }
 
@@ -622,6 +622,12 @@ func (m *Manager) workloadLink(hs *hostState, idx int) bool {
 // other protocols are never touched; one that holds a wanted destination is reported.
 func (m *Manager) syncRoutes(hs *hostState, fams []*family, ipipIndex int) []error {
 	wanted, keep, errs := m.desired(hs, fams, ipipIndex)
+	programmed, removed := 0, 0
+	defer func() {
+		if programmed+removed > 0 {
+			m.log.Info("routing: routes changed", "programmed", programmed, "removed", removed, "wanted", len(wanted))
+		}
+	}()
 	ours := map[netip.Prefix]netlinkx.Route{}
 	others := map[netip.Prefix]netlinkx.Route{}
 	for _, r := range hs.routes {
@@ -644,7 +650,8 @@ func (m *Manager) syncRoutes(hs *hostState, fams []*family, ipipIndex int) []err
 			errs = append(errs, fmt.Errorf("route %s: %w", w.what, err))
 			continue
 		}
-		m.log.Info("routing: programmed route", "route", w.what)
+		programmed++
+		m.log.Debug("routing: programmed route", "route", w.what)
 	}
 	for _, dst := range slices.SortedFunc(maps.Keys(ours), prefixCompare) {
 		k := ours[dst]
@@ -660,7 +667,8 @@ func (m *Manager) syncRoutes(hs *hostState, fams []*family, ipipIndex int) []err
 			errs = append(errs, fmt.Errorf("removing route %s: %w", k, err))
 			continue
 		}
-		m.log.Info("routing: removed route", "route", k.String())
+		removed++
+		m.log.Debug("routing: removed route", "route", k.String())
 	}
 	return errs
 }

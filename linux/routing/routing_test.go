@@ -4,6 +4,7 @@ package routing
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -502,6 +503,17 @@ func TestConfiguredMTU(t *testing.T) {
 	l, _ = fh.h.LinkByName("vxlan.tortie")
 	if got, err := mtu.ReadMTUFile(mtuFile); err != nil || got != 8930 || l.MTU != 8950 {
 		t.Errorf("MTU file = %d (%v), device %d; want 8930 (IPv6 VXLAN) and 8950", got, err, l.MTU)
+	}
+	// A removed file comes back on the next resync.
+	if err := os.Remove(mtuFile); err != nil {
+		t.Fatal(err)
+	}
+	m.QueueResync()
+	if err := m.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mtu.ReadMTUFile(mtuFile); err != nil || got != 8930 {
+		t.Errorf("MTU file after resync = %d, %v; want 8930", got, err)
 	}
 }
 
