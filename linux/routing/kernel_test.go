@@ -151,7 +151,7 @@ func forwarding(n ns.NetNS) error {
 	return errors.Join(sysctl(n, "/proc/sys/net/ipv4/ip_forward", "1"), sysctl(n, "/proc/sys/net/ipv6/conf/all/forwarding", "1"))
 }
 
-func must(t *testing.T, what string, err error) {
+func must(t testing.TB, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -331,7 +331,7 @@ func (l *lab) pod(n *labNode, name string) (*cnitest.Pod, []netip.Addr) {
 }
 
 // tcpEcho serves a TCP echo on port inside n until cleanup.
-func tcpEcho(t *testing.T, n ns.NetNS, port int) {
+func tcpEcho(t testing.TB, n ns.NetNS, port int) {
 	t.Helper()
 	var ln net.Listener
 	must(t, "listen", n.Do(func(ns.NetNS) (err error) {
