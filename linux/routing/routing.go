@@ -209,7 +209,7 @@ func (m *Manager) Apply(ctx context.Context) error {
 	}
 	var errs []error
 	fams := m.families(hs)
-	res := m.mtus(hs, fams)
+	res := m.mtus(hs)
 	for _, f := range fams {
 		if err := m.ensureVXLAN(hs, f, res); err != nil {
 			errs = append(errs, err)
@@ -256,17 +256,21 @@ func (m *Manager) localMAC(published, name string) net.HardwareAddr {
 	return DerivedMAC(name)
 }
 
-// mtus computes the device and pod MTUs with start-up's computation, for the encapsulations in use:
-// an encapsulation counts when it is enabled and this node has its tunnel address (start-up allocates
-// one only when a pool of that family uses the encapsulation).
-func (m *Manager) mtus(hs *hostState, fams []*family) mtu.Result {
+// mtus computes the device and pod MTUs with start-up's computation and its notion of "in use", so both
+// writers of the MTU file agree: IPIP and VXLAN as the configuration says (enabled by FELIX_* or by any
+// pool using them), VXLAN over IPv6 only when, besides, an IPv6 pool uses VXLAN (the layered
+// configuration turns VXLANEnabledV6 on with IPv6 support alone).
+func (m *Manager) mtus(hs *hostState) mtu.Result {
+	v6Pool := false
+	for cidr, p := range m.pools {
+		v6Pool = v6Pool || (cidr.Addr().Is6() && p.VXLANMode != dpmodel.EncapNever)
+	}
 	var ifaces []autodetect.Interface
 	for _, l := range slices.SortedFunc(maps.Values(hs.byIdx), func(a, b netlinkx.Link) int { return a.Index - b.Index }) {
 		ifaces = append(ifaces, autodetect.Interface{Name: l.Name, Index: l.Index, Up: l.Up && l.OperUp, MTU: l.MTU})
 	}
 	return mtu.Calculate(ifaces, m.o.MTUIfacePattern, mtu.Encap{
-		IPIP: m.cfg.IPIPEnabled && m.local.IPIP.IsValid(), VXLAN: fams[0].enabled && fams[0].tunnelIP.IsValid(),
-		VXLANV6: fams[1].enabled && fams[1].tunnelIP.IsValid(),
+		IPIP: m.cfg.IPIPEnabled, VXLAN: m.cfg.VXLANEnabled, VXLANV6: m.cfg.VXLANEnabledV6 && v6Pool,
 		IPIPMTU: m.cfg.IPIPMTU, VXLANMTU: m.cfg.VXLANMTU, VXLANMTUV6: m.cfg.VXLANMTUV6,
 	})
 }

@@ -556,3 +556,37 @@ func TestNoHandle(t *testing.T) {
 		t.Error("New without a handle succeeded")
 	}
 }
+
+// TestMTUIPv4OnlyCluster: the layered configuration reports VXLAN over IPv6 enabled whenever VXLAN is
+// and IPv6 is supported; without an IPv6 VXLAN pool the pod MTU must stay host-50 (as start-up computes
+// it), not host-70.
+func TestMTUIPv4OnlyCluster(t *testing.T) {
+	fh := newFakeHost(t)
+	mtuFile := filepath.Join(t.TempDir(), "mtu")
+	m := newManager(t, fh.h, mtuFile)
+	m.SetLocalTunnels(LocalTunnels{VXLANv4: local.VXLANv4, MACv4: local.MACv4})
+	var us []dpmodel.Update
+	for _, u := range clusterUpdates(vxlanConfig) {
+		switch u := u.(type) {
+		case dpmodel.PoolUpdate:
+			if u.CIDR.Addr().Is6() {
+				continue
+			}
+		case dpmodel.RouteUpdate:
+			if u.Dst.Addr().Is6() {
+				continue
+			}
+		}
+		us = append(us, u)
+	}
+	feed(m, us)
+	if err := m.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mtu.ReadMTUFile(mtuFile); err != nil || got != 1450 {
+		t.Errorf("MTU file = %d, %v; want 1450", got, err)
+	}
+	if _, err := fh.h.LinkByName("vxlan-v6.tortie"); !netlinkx.IsNotFound(err) {
+		t.Errorf("vxlan-v6.tortie exists without an IPv6 tunnel address (%v)", err)
+	}
+}
