@@ -141,6 +141,16 @@ var conformanceSteps = []struct {
 			e.a.RouteAdd(netlinkx.Route{Dst: pfx("10.244.1.0/26"), Gw: ip("10.244.1.0"), LinkIndex: vx, OnLink: true, Protocol: proto}),
 		)
 	}},
+	{"IPv6 blackhole", func(e env) error {
+		return e.a.RouteAdd(netlinkx.Route{Dst: pfx("fd70::/122"), Type: netlinkx.RouteBlackhole, Protocol: proto})
+	}},
+	{"IPv6 routes on the vxlan device: onlink via a tunnel address, and to the address itself", func(e env) error {
+		vx := idx(e.a, "vx0")
+		return errors.Join(
+			e.a.RouteAdd(netlinkx.Route{Dst: pfx("fd70::40/122"), Gw: ip("fd70::40"), LinkIndex: vx, OnLink: true, Protocol: proto}),
+			e.a.RouteAdd(netlinkx.Route{Dst: pfx("fd70::40/128"), LinkIndex: vx, Scope: netlinkx.ScopeLink, Protocol: proto}),
+		)
+	}},
 	{"neighbour and FDB replaced in place", func(e env) error {
 		vx := idx(e.a, "vx0")
 		return errors.Join(
@@ -235,8 +245,8 @@ func state(t *testing.T, h netlinkx.Handle) []string {
 		t.Fatal(err)
 	}
 	for _, r := range routes {
-		if r.Dst.Addr().Is6() {
-			continue
+		if r.Dst.Addr().Is6() && (r.Protocol == netlinkx.ProtocolKernel || r.Dst.Addr().IsLinkLocalUnicast()) {
+			continue // IPv6 autoconfiguration and connected routes are not modelled
 		}
 		out = append(out, fmt.Sprintf("route type %d %s via %s dev %s scope %d proto %d onlink %t",
 			r.Type, r.Dst, r.Gw, names[r.LinkIndex], r.Scope, r.Protocol, r.OnLink))

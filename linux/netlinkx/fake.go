@@ -28,6 +28,7 @@ import (
 //   - one route per table and destination: RouteAdd gives EEXIST, RouteReplace replaces; RouteDel
 //     matches the fields that are set (ESRCH when none); protocols are kept as given, and an unset one
 //     is boot (3), as a plain `ip route add`;
+//   - IPv6 routes have no scope (universe whatever was asked), and IPv6 blackholes sit on lo;
 //   - deleting a link removes its addresses, routes, neighbours and FDB entries.
 //
 // Neither IPv6 autoconfiguration (link-local addresses, their routes) nor the local table is modelled.
@@ -195,6 +196,14 @@ func (f *Fake) LinkAdd(nl NewLink) (Link, error) {
 	switch nl.Kind {
 	case "dummy":
 		f.ns.newLink(nl.Name, nl.Kind, nl.MTU, nl.HardwareAddr)
+	case "ipip":
+		// An ipip device has no MAC; the kernel's default MTU is 1480 (1500 less the outer header).
+		mtu := nl.MTU
+		if mtu == 0 {
+			mtu = 1480
+		}
+		l := f.ns.newLink(nl.Name, nl.Kind, mtu, nil)
+		l.HardwareAddr = nil
 	case "vxlan":
 		if nl.VXLAN == nil {
 			return Link{}, fmt.Errorf("creating vxlan %s: no VXLAN settings", nl.Name)
@@ -220,7 +229,7 @@ func (f *Fake) LinkAdd(nl NewLink) (Link, error) {
 		a.PeerIndex, a.PeerNetNSID = b.Index, f.ns.nsid(peerNS)
 		b.PeerIndex, b.PeerNetNSID = a.Index, peerNS.nsid(f.ns)
 	default:
-		return Link{}, fmt.Errorf("creating link %s: kind %q is not supported (dummy, veth, vxlan)", nl.Name, nl.Kind)
+		return Link{}, fmt.Errorf("creating link %s: kind %q is not supported (dummy, veth, vxlan, ipip)", nl.Name, nl.Kind)
 	}
 	return f.ns.view(f.ns.byName(nl.Name)), nil
 }
@@ -386,11 +395,17 @@ func (f *Fake) resolve(r Route) (Route, error) {
 		return r, fmt.Errorf("route without a destination: %w", unix.EINVAL)
 	}
 	r.Dst = r.Dst.Masked()
+	v4 := r.Dst.Addr().Is4()
+	if !v4 {
+		r.Scope = ScopeUniverse // IPv6 has no route scopes: the kernel reports universe whatever was asked
+	}
 	if r.Type == RouteBlackhole {
 		r.LinkIndex, r.Gw, r.OnLink = 0, netip.Addr{}, false
+		if !v4 {
+			r.LinkIndex = 1 // the kernel hangs IPv6 blackholes on lo
+		}
 		return r, nil
 	}
-	v4 := r.Dst.Addr().Is4()
 	checkDev := func() error {
 		l := f.ns.links[r.LinkIndex]
 		if l == nil {
@@ -474,7 +489,7 @@ func (f *Fake) RouteDel(r Route) error {
 		return c.Table == table && c.Dst == r.Dst.Masked() &&
 			(r.LinkIndex == 0 || c.LinkIndex == r.LinkIndex) && (!r.Gw.IsValid() || c.Gw == r.Gw) &&
 			(r.Protocol == 0 || c.Protocol == r.Protocol) && (r.Type == 0 || c.Type == r.Type) &&
-			(r.Scope == 0 || c.Scope == r.Scope)
+			(r.Scope == 0 || c.Scope == r.Scope || c.Dst.Addr().Is6())
 	})
 	if i < 0 {
 		return fmt.Errorf("deleting route %s: %w", r, unix.ESRCH)

@@ -43,7 +43,7 @@ type VXLAN struct {
 // NewLink describes a link to create.
 type NewLink struct {
 	Name         string
-	Kind         string // "veth", "vxlan" or "dummy"
+	Kind         string // "veth", "vxlan", "dummy" or "ipip" (the kernel here has no ipip module)
 	MTU          int    // 0: the driver's default
 	HardwareAddr net.HardwareAddr
 	// Veth: the peer's name and MAC, and the namespace it is created in (nil: this one). The peer gets

@@ -155,8 +155,12 @@ func (k *Kernel) LinkAdd(nl NewLink) (Link, error) {
 			x.SrcAddr = nl.VXLAN.Local.AsSlice()
 		}
 		l = x
+	case "ipip":
+		// "tunl0" is the ipip module's fallback device: it exists as soon as the module is loaded, so
+		// creating it gives EEXIST there; another name makes a second ipip device.
+		l = &netlink.Iptun{LinkAttrs: la}
 	default:
-		return Link{}, fmt.Errorf("creating link %s: kind %q is not supported (dummy, veth, vxlan)", nl.Name, nl.Kind)
+		return Link{}, fmt.Errorf("creating link %s: kind %q is not supported (dummy, veth, vxlan, ipip)", nl.Name, nl.Kind)
 	}
 	if err := k.h.LinkAdd(l); err != nil {
 		return Link{}, fmt.Errorf("creating %s %s: %w", nl.Kind, nl.Name, err)
