@@ -21,7 +21,7 @@ clean host (it changes nothing). docs/dataplane-linux.md lists what tortie owns.
 			if err != nil {
 				return err
 			}
-			dp, err := newDataplane(name, env.Getenv, log.With("component", "dataplane"))
+			dp, err := newDataplane(name, env.Getenv, "", log.With("component", "dataplane"))
 			if err != nil {
 				return err
 			}

@@ -78,11 +78,11 @@ docs/agent.md lists them. /livez, /readyz and /metrics are served on HealthHost:
 	return cmd
 }
 
-// newDataplane builds the named dataplane: the fake (no host changes), on Linux nodes iptables and
-// ipset (linux/dataplane; FELIX_IPTABLESBACKEND), and on Windows nodes HNS (windows/dataplane;
+// newDataplane builds the named dataplane: the fake (no host changes), on Linux nodes iptables, ipset
+// and netlink (linux/dataplane with linux/routing; FELIX_IPTABLESBACKEND), and on Windows nodes HNS (windows/dataplane;
 // K8S_SERVICE_CIDR and VXLAN_ADAPTER as Calico for Windows reads them). Building one touches nothing
 // on the host: that starts with its first Apply (or Cleanup).
-func newDataplane(name string, getenv func(string) string, log *slog.Logger) (platform.Dataplane, error) {
+func newDataplane(name string, getenv func(string) string, mtuFile string, log *slog.Logger) (platform.Dataplane, error) {
 	if name == "" {
 		name = runtime.GOOS
 	}
@@ -90,7 +90,7 @@ func newDataplane(name string, getenv func(string) string, log *slog.Logger) (pl
 	case dataplaneFake:
 		return fake.New(fake.WithLogger(log)), nil
 	case dataplaneLinux:
-		return newLinuxDataplane(getenv, log)
+		return newLinuxDataplane(getenv, mtuFile, log)
 	case dataplaneWindows:
 		if runtime.GOOS != "windows" {
 			return nil, errors.New("the windows dataplane programs HNS and runs only on Windows nodes; " +
@@ -136,7 +136,7 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 		level.Set(l)
 		liveLevel = nil
 	}
-	dp, err := newDataplane(o.Dataplane, env.Getenv, log.With("component", "dataplane"))
+	dp, err := newDataplane(o.Dataplane, env.Getenv, o.Startup.mtuFile, log.With("component", "dataplane"))
 	if err != nil {
 		return err
 	}
@@ -170,6 +170,9 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 	}
 	if liveLevel != nil {
 		level.Set(settings.Current().LogLevel)
+	}
+	if err := setLocalNode(ctx, dp, be, res.NodeName, log.With("component", "dataplane")); err != nil {
+		return err
 	}
 
 	a, err := agent.New(agent.Options{
