@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -39,6 +40,22 @@ type Options struct {
 	MaxRules int
 	// DisableSetPolicy renders selectors as address lists even where HNS has SetPolicy IP sets.
 	DisableSetPolicy bool
+	// OnVTEP, when set, receives this node's VXLAN tunnel endpoint once the overlay network exists and
+	// whenever it changes (a new block, or a network recreated after a reboot with another router MAC).
+	// It is called on Apply's goroutine and must not block: the agent hands the value to a goroutine
+	// that writes it to the Node (cmd/tortie-node). SetVTEPHandler sets it after New.
+	OnVTEP func(VTEP)
+}
+
+// VTEP is this node's VXLAN tunnel endpoint as other nodes must address it: Linux nodes route this
+// node's block via TunnelAddress, with a neighbour entry TunnelAddress → MAC and a forwarding entry MAC →
+// the node's address. HNS answers only to its overlay network's distributed router MAC, so that is the
+// MAC, and the tunnel address is the network's gateway, the block's first address (Calico for Windows
+// publishes the same pair).
+type VTEP struct {
+	TunnelAddress netip.Addr
+	// MAC is the network's DrMacAddress in Linux form ("00:15:5d:0a:0b:0c").
+	MAC string
 }
 
 // Status is what the last Apply found and did, for health, metrics and `tortiectl node status`.
@@ -76,6 +93,7 @@ type Dataplane struct {
 	features hcn.Features
 	status   Status
 	logged   map[string]bool // gap and warning lines already logged
+	vtep     VTEP            // the VTEP last handed to OnVTEP
 }
 
 var _ platform.Dataplane = (*Dataplane)(nil)
@@ -113,6 +131,13 @@ func (d *Dataplane) OnUpdate(u dpmodel.Update) {
 		return
 	}
 	d.dirty = true
+}
+
+// SetVTEPHandler sets Options.OnVTEP. Call it before the first Apply (the agent's run path does, once
+// it knows the node and the datastore); the next Apply reports the VTEP again.
+func (d *Dataplane) SetVTEPHandler(f func(VTEP)) {
+	d.opts.OnVTEP = f
+	d.vtep = VTEP{}
 }
 
 // QueueResync makes the next Apply re-read HNS and repair it even if nothing changed.
@@ -199,15 +224,7 @@ func (d *Dataplane) apply(ctx context.Context) error {
 		return err
 	}
 	d.status.NetworkID = network.ID
-	d.status.TunnelAddress = block.Addr().Next()
-	for _, p := range network.Policies {
-		if p.Type == hcn.NetworkPolicyDrMacAddress {
-			var s hcn.DrMacAddressSetting
-			if hcn.DecodeSettings(string(p.Type), p.Settings, &s) == nil {
-				d.status.VTEPMAC = strings.ToLower(strings.ReplaceAll(s.Address, "-", ":"))
-			}
-		}
-	}
+	d.reportVTEP(network, block)
 
 	var errs []error
 	if err := d.syncRemoteRoutes(ctx, network, vni); err != nil {
@@ -237,6 +254,36 @@ func (d *Dataplane) apply(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reportVTEP records the overlay network's VTEP in Status and hands it to OnVTEP when it differs from
+// the last one handed over. A network without a valid router MAC (HNS always adds one to an Overlay
+// network) has no VTEP to publish: peers keep the last one, and the problem is logged.
+func (d *Dataplane) reportVTEP(n *hcn.Network, block netip.Prefix) {
+	v := VTEP{TunnelAddress: block.Addr().Next()}
+	for _, p := range n.Policies {
+		var s hcn.DrMacAddressSetting
+		if p.Type != hcn.NetworkPolicyDrMacAddress || hcn.DecodeSettings(string(p.Type), p.Settings, &s) != nil {
+			continue
+		}
+		if mac, err := net.ParseMAC(strings.ReplaceAll(s.Address, "-", ":")); err == nil && len(mac) == 6 {
+			v.MAC = mac.String()
+		} else if d.firstTime("badmac:" + s.Address) {
+			d.log.Warn("the HNS overlay network has an unparsable DrMacAddress; this node's VTEP is not published", "network", n.Name, "address", s.Address)
+		}
+	}
+	d.status.TunnelAddress, d.status.VTEPMAC = v.TunnelAddress, v.MAC
+	if v.MAC == "" {
+		if d.firstTime("nomac:" + n.ID) {
+			d.log.Warn("the HNS overlay network has no DrMacAddress policy; other nodes cannot reach this node's pods until it has one", "network", n.Name, "id", n.ID)
+		}
+		return
+	}
+	if v == d.vtep || d.opts.OnVTEP == nil {
+		return
+	}
+	d.vtep = v
+	d.opts.OnVTEP(v)
 }
 
 // localBlock returns this node's IPAM block (the lowest, if several: an HNS overlay network has one

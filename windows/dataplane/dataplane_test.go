@@ -437,3 +437,66 @@ func TestGapsAreCounted(t *testing.T) {
 		t.Errorf("TCP denied: %s", v.Reason)
 	}
 }
+
+// drMAC returns the overlay network's DrMacAddress as HNS reports it, in Linux form.
+func (r *rig) drMAC() string {
+	r.t.Helper()
+	for _, p := range r.network(config.HNSOverlayNetwork).Policies {
+		if p.Type == hcn.NetworkPolicyDrMacAddress {
+			var s hcn.DrMacAddressSetting
+			if err := json.Unmarshal(p.Settings, &s); err != nil {
+				r.t.Fatal(err)
+			}
+			return strings.ToLower(strings.ReplaceAll(s.Address, "-", ":"))
+		}
+	}
+	r.t.Fatal("the overlay network has no DrMacAddress")
+	return ""
+}
+
+// TestVTEPReported: the VTEP (block's first address, the network's router MAC) is handed over once the
+// network exists, not again while it is unchanged, and again after a reboot recreates the network with
+// another router MAC and after the block changes.
+func TestVTEPReported(t *testing.T) {
+	var got []VTEP
+	r := newRig(t, hcnfake.Options{}, Options{OnVTEP: func(v VTEP) { got = append(got, v) }})
+	first := VTEP{TunnelAddress: netip.MustParseAddr("10.0.1.1"), MAC: r.drMAC()}
+	if diff := cmp.Diff([]VTEP{first}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Fatalf("VTEPs after the first Apply (-want +got):\n%s", diff)
+	}
+	if st := r.dp.Status(); st.VTEPMAC != first.MAC || st.TunnelAddress != first.TunnelAddress {
+		t.Errorf("Status VTEP %s %s, want %+v", st.TunnelAddress, st.VTEPMAC, first)
+	}
+	r.dp.QueueResync()
+	r.apply()
+	r.hns.Restart() // endpoints lost, the network (and its MAC) stays
+	r.dp.QueueResync()
+	r.apply()
+	if len(got) != 1 {
+		t.Fatalf("VTEP reported again although unchanged: %+v", got)
+	}
+
+	r.hns.Reboot()
+	r.dp.QueueResync()
+	r.apply()
+	second := VTEP{TunnelAddress: first.TunnelAddress, MAC: r.drMAC()}
+	if second.MAC == first.MAC {
+		t.Fatalf("the fake gave the recreated network the same router MAC %s; the test needs another", first.MAC)
+	}
+	r.update(dpmodel.RouteRemove{Dst: localBlock},
+		dpmodel.RouteUpdate{Dst: netip.MustParsePrefix("10.0.1.64/26"), Route: dpmodel.Route{Type: dpmodel.RouteLocalBlock, PoolCIDR: pool}})
+	r.apply()
+	third := VTEP{TunnelAddress: netip.MustParseAddr("10.0.1.65"), MAC: r.drMAC()}
+	if diff := cmp.Diff([]VTEP{first, second, third}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("VTEPs (-want +got):\n%s", diff)
+	}
+
+	// A handler set later gets the current VTEP at the next Apply.
+	var late []VTEP
+	r.dp.SetVTEPHandler(func(v VTEP) { late = append(late, v) })
+	r.dp.QueueResync()
+	r.apply()
+	if len(late) != 1 || late[0] != third {
+		t.Errorf("SetVTEPHandler: got %+v, want [%+v]", late, third)
+	}
+}
