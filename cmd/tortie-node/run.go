@@ -172,6 +172,8 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 		level.Set(settings.Current().LogLevel)
 	}
 
+	publishWindowsVTEP(ctx, dp, be, res.NodeName, log.With("component", "vtep")) // vtep.go
+
 	a, err := agent.New(agent.Options{
 		NodeName: res.NodeName, Dataplane: dp, Settings: settings, Logger: log.With("component", "agent"), LogLevel: liveLevel,
 		Syncer: func(cb datastore.Callbacks, kinds []datastore.ListOptions) agent.Syncer {
