@@ -29,6 +29,9 @@ const (
 	gapDenyWidened   = "deny widened"
 	gapPassToDeny    = "pass became deny"
 	gapLogSkipped    = "log not rendered"
+	// gapHostEndpoint counts local host endpoints whose policy is not enforced: the host's own traffic
+	// does not cross an HNS endpoint (docs/dataplane-windows.md, "Host endpoints").
+	gapHostEndpoint = "host endpoint not enforced"
 )
 
 // ruleMatch is a rule's match as cubes: under matches a subset of what the rule matches, over a

@@ -564,6 +564,17 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 	for kind, rules := range gapRules {
 		d.status.Gaps[kind] = len(rules)
 	}
+	for _, id := range sortedKeys(d.state.HostEndpoints) {
+		h := d.state.HostEndpoints[id]
+		if len(h.Tiers)+len(h.UntrackedTiers)+len(h.PreDNATTiers)+len(h.ForwardTiers)+len(h.ProfileIDs) == 0 {
+			continue
+		}
+		d.status.Gaps[gapHostEndpoint]++
+		if d.firstTime("hep:" + id) {
+			d.log.Warn("host endpoint policy is not enforced on Windows: the host's own traffic crosses no HNS endpoint (protect the host with Windows Firewall); "+
+				"pods' traffic to the host follows DefaultEndpointToHostAction", "host_endpoint", id, "interface", h.InterfaceName)
+		}
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -627,6 +638,13 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 	for _, ingress := range []bool{true, false} {
 		f := &flattener{c: c, stages: c.stages(w.Tiers, w.ProfileIDs, ingress)}
 		dir := hcn.DirectionOut
+		if !ingress && d.endpointToHostDrop() {
+			// Felix's workload-to-host chain: the pod's egress policy, then DefaultEndpointToHostAction;
+			// Drop denies whatever the policy said, so the deny can come first.
+			toHost := anyCube
+			toHost.dst = addrs{nets: host}
+			f.add(entry{c: toHost, allow: false, rule: "tortie/endpoint-to-host-drop"})
+		}
 		if ingress {
 			dir = hcn.DirectionIn
 			hostCube := anyCube
@@ -663,6 +681,14 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// endpointToHostDrop reports whether pods' traffic to the host is dropped (DefaultEndpointToHostAction
+// Drop, the default). Accept and Return leave it to the pod's egress policy: Return hands the packet to
+// the host's own rules, which on Windows are Windows Firewall's, not HNS's.
+func (d *Dataplane) endpointToHostDrop() bool {
+	a := d.state.Config.DefaultEndpointToHostAction
+	return a == "" || strings.EqualFold(a, "Drop")
 }
 
 // managed reports whether tortie owns an endpoint policy type (others, such as the CNI's

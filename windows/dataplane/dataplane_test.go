@@ -500,3 +500,52 @@ func TestVTEPReported(t *testing.T) {
 		t.Errorf("SetVTEPHandler: got %+v, want [%+v]", late, third)
 	}
 }
+
+// TestEndpointToHostAndHostEndpoints: DefaultEndpointToHostAction Drop (the default) denies pods'
+// traffic to the host's addresses even when their egress policy allows it, as Felix's workload-to-host
+// chain does; Accept and Return leave it to the policy. Host endpoint policy is counted as a gap (the
+// host's own traffic crosses no HNS endpoint) and changes no pod verdict.
+func TestEndpointToHostAndHostEndpoints(t *testing.T) {
+	allowAll := dpmodel.ProfileUpdate{ID: "allow-all", Profile: dpmodel.Profile{
+		Inbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "in"}}, Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "out"}}}}
+	host := "192.0.2.10" // the node's address and the fake's provider address
+	for _, tt := range []struct {
+		action string
+		toHost bool
+	}{{"", false}, {"Drop", false}, {"Accept", true}, {"Return", true}} {
+		t.Run("action="+tt.action, func(t *testing.T) {
+			r := newRig(t, hcnfake.Options{}, Options{})
+			r.pod("10.0.1.5")
+			r.update(allowAll, workload("a", "10.0.1.5", nil, "allow-all"),
+				dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "win1", VXLANEnabled: true, VXLANVNI: 4096, DefaultEndpointToHostAction: tt.action}})
+			r.apply()
+			if v := r.hns.Verdict(tcp("10.0.1.5", host, 10250)); v.Allowed != tt.toHost {
+				t.Errorf("pod -> host: allowed %t (%s), want %t", v.Allowed, v.Reason, tt.toHost)
+			}
+			if v := r.hns.Verdict(tcp("10.0.1.5", "10.0.2.5", 80)); !v.Allowed {
+				t.Errorf("pod -> remote pod: %s", v.Reason)
+			}
+			if v := r.hns.Verdict(tcp(host, "10.0.1.5", 8080)); !v.Allowed {
+				t.Errorf("host -> pod: %s", v.Reason)
+			}
+			if n := r.dp.Status().Gaps[gapHostEndpoint]; n != 0 {
+				t.Errorf("%d host endpoint gaps without host endpoints", n)
+			}
+		})
+	}
+
+	r := newRig(t, hcnfake.Options{}, Options{})
+	r.pod("10.0.1.5")
+	tier := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{{Tier: "default", Kind: "GlobalNetworkPolicy", Name: "host"}}}
+	r.update(allowAll, workload("a", "10.0.1.5", nil, "allow-all"),
+		dpmodel.PolicyUpdate{ID: tier.Ingress[0], Policy: dpmodel.Policy{Inbound: []dpmodel.Rule{{Action: dpmodel.Deny, ID: "deny"}}}},
+		dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", Tiers: []dpmodel.TierInfo{tier}}},
+		dpmodel.HostEndpointUpdate{ID: "win1-bare", Endpoint: dpmodel.HostEndpoint{InterfaceName: "eth1"}})
+	r.apply()
+	if n := r.dp.Status().Gaps[gapHostEndpoint]; n != 1 {
+		t.Errorf("%d host endpoint gaps, want 1 (the endpoint with policy)", n)
+	}
+	if v := r.hns.Verdict(tcp("10.0.1.5", "10.0.2.5", 80)); !v.Allowed {
+		t.Errorf("pod -> remote pod with a host endpoint: %s", v.Reason)
+	}
+}
