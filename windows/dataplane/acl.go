@@ -32,6 +32,9 @@ const (
 	// gapHostEndpoint counts local host endpoints whose policy is not enforced: the host's own traffic
 	// does not cross an HNS endpoint (docs/dataplane-windows.md, "Host endpoints").
 	gapHostEndpoint = "host endpoint not enforced"
+	// gapHostForward counts local host endpoints with preDNAT, applyOnForward or doNotTrack policy:
+	// pods' traffic through the host is denied in the directions they have policy for.
+	gapHostForward = "host endpoint forward traffic denied"
 )
 
 // ruleMatch is a rule's match as cubes: under matches a subset of what the rule matches, over a

@@ -548,7 +548,7 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 		acls, ok := cache[k]
 		if !ok {
 			var err error
-			acls, err = d.renderACLs(c, w, host, gapRules, out.sets)
+			acls, err = d.renderACLs(c, w, host, block, gapRules, out.sets)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
 			}
@@ -573,6 +573,14 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 		if d.firstTime("hep:" + id) {
 			d.log.Warn("host endpoint policy is not enforced on Windows: the host's own traffic crosses no HNS endpoint (protect the host with Windows Firewall); "+
 				"pods' traffic to the host follows DefaultEndpointToHostAction", "host_endpoint", id, "interface", h.InterfaceName)
+		}
+		if len(h.PreDNATTiers)+len(h.ForwardTiers)+len(h.UntrackedTiers) > 0 {
+			d.status.Gaps[gapHostForward]++
+			if d.firstTime("hepfwd:" + id) {
+				d.log.Warn("host endpoint with preDNAT, applyOnForward or doNotTrack policy on Windows: HNS cannot evaluate it, so pods' traffic through the host "+
+					"(to and from anything but this node's pods and the host) is denied in the directions it has policy for; select only Linux nodes with it",
+					"host_endpoint", id, "interface", h.InterfaceName)
+			}
 		}
 	}
 	return out, errors.Join(errs...)
@@ -632,9 +640,13 @@ func natPolicies(s *dpmodel.State, services []netip.Prefix, a netip.Addr) []hcn.
 // renderACLs renders both directions of a workload's policy. Inbound traffic from the host's own
 // addresses is allowed first, as on Linux where host → local pod traffic skips the pod's policy
 // (kubelet probes).
-func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []netip.Prefix, gapRules map[string]map[string]bool, sets map[string]bool) ([]hcn.EndpointPolicy, error) {
+func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []netip.Prefix, block netip.Prefix, gapRules map[string]map[string]bool, sets map[string]bool) ([]hcn.EndpointPolicy, error) {
 	var out []hcn.EndpointPolicy
 	var errs []error
+	// Everything but this node's pods and the host: where traffic crossing a host interface comes from
+	// or goes to (a superset: remote pods' traffic arrives through the VXLAN device).
+	outside := addrs{any: true}.minus(normNets(append([]netip.Prefix{block}, host...)))
+	fwdIn, fwdOut := d.hostForwardPolicy()
 	for _, ingress := range []bool{true, false} {
 		f := &flattener{c: c, stages: c.stages(w.Tiers, w.ProfileIDs, ingress)}
 		dir := hcn.DirectionOut
@@ -645,11 +657,21 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 			toHost.dst = addrs{nets: host}
 			f.add(entry{c: toHost, allow: false, rule: "tortie/endpoint-to-host-drop"})
 		}
+		if !ingress && fwdOut {
+			c := anyCube
+			c.dst = outside
+			f.add(entry{c: c, allow: false, rule: "tortie/host-endpoint-forward-egress"})
+		}
 		if ingress {
 			dir = hcn.DirectionIn
 			hostCube := anyCube
 			hostCube.src = addrs{nets: host}
 			f.add(entry{c: hostCube, allow: true, rule: "tortie/host-to-endpoint"})
+			if fwdIn {
+				c := anyCube
+				c.src = outside
+				f.add(entry{c: c, allow: false, rule: "tortie/host-endpoint-forward-ingress"})
+			}
 		}
 		f.flatten(0, anyCube)
 		entries := f.out
@@ -681,6 +703,27 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// hostForwardPolicy reports whether a local host endpoint has policy for traffic that crosses it on its
+// way into (in: preDNAT, applyOnForward or doNotTrack ingress policies) or out of (out: applyOnForward
+// or doNotTrack egress policies) this node's pods. HNS has no host-interface stage to evaluate it at, so
+// such traffic is denied: more than Linux denies, never less (docs/dataplane-windows.md, "Host
+// endpoints").
+func (d *Dataplane) hostForwardPolicy() (in, out bool) {
+	has := func(ts []dpmodel.TierInfo, ingress bool) bool {
+		for _, t := range ts {
+			if (ingress && len(t.Ingress) > 0) || (!ingress && len(t.Egress) > 0) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, h := range d.state.HostEndpoints {
+		in = in || has(h.PreDNATTiers, true) || has(h.ForwardTiers, true) || has(h.UntrackedTiers, true)
+		out = out || has(h.ForwardTiers, false) || has(h.UntrackedTiers, false)
+	}
+	return in, out
 }
 
 // endpointToHostDrop reports whether pods' traffic to the host is dropped (DefaultEndpointToHostAction

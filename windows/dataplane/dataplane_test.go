@@ -548,4 +548,42 @@ func TestEndpointToHostAndHostEndpoints(t *testing.T) {
 	if v := r.hns.Verdict(tcp("10.0.1.5", "10.0.2.5", 80)); !v.Allowed {
 		t.Errorf("pod -> remote pod with a host endpoint: %s", v.Reason)
 	}
+	if r.dp.Status().Gaps[gapHostForward] != 0 {
+		t.Errorf("forward gap without forward policy: %v", r.dp.Status().Gaps)
+	}
+
+	// applyOnForward policy, ingress only: pods' ingress from outside (remote pods included, a superset)
+	// is denied; from local pods and the host, and all egress, it follows the pods' policy.
+	r.pod("10.0.1.6")
+	fwd := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{{Tier: "default", Kind: "GlobalNetworkPolicy", Name: "fwd"}}}
+	allowRule := dpmodel.Policy{Inbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "fwd-in"}}, Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "fwd-out"}}}
+	r.update(workload("b", "10.0.1.6", nil, "allow-all"), dpmodel.PolicyUpdate{ID: fwd.Ingress[0], Policy: allowRule},
+		dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", Tiers: []dpmodel.TierInfo{tier}, ForwardTiers: []dpmodel.TierInfo{fwd}}})
+	r.apply()
+	check := func(src, dst string, want bool) {
+		t.Helper()
+		if v := r.hns.Verdict(tcp(src, dst, 80)); v.Allowed != want {
+			t.Errorf("%s -> %s: allowed %t (%s), want %t", src, dst, v.Allowed, v.Reason, want)
+		}
+	}
+	check("10.0.2.5", "10.0.1.5", false)
+	check("8.8.8.8", "10.0.1.5", false)
+	check("10.0.1.6", "10.0.1.5", true)
+	check(host, "10.0.1.5", true)
+	check("10.0.1.5", "8.8.8.8", true)
+	if g := r.dp.Status().Gaps; g[gapHostForward] != 1 || g[gapHostEndpoint] != 1 {
+		t.Errorf("gaps %v, want one host endpoint with forward policy", g)
+	}
+	// And egress too.
+	fwd.Egress = []dpmodel.PolicyID{fwd.Ingress[0]}
+	r.update(dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", ForwardTiers: []dpmodel.TierInfo{fwd}}})
+	r.apply()
+	check("10.0.1.5", "8.8.8.8", false)
+	check("10.0.1.5", "10.0.2.5", false)
+	check("10.0.1.5", "10.0.1.6", true)
+	// Removed: back to the pods' policy alone.
+	r.update(dpmodel.HostEndpointRemove{ID: "win1-eth0"})
+	r.apply()
+	check("10.0.2.5", "10.0.1.5", true)
+	check("10.0.1.5", "8.8.8.8", true)
 }
