@@ -415,16 +415,19 @@ func TestGapsAreCounted(t *testing.T) {
 	r.pod("10.0.1.5")
 	pid := dpmodel.PolicyID{Tier: "default", Kind: "NetworkPolicy", Namespace: "default", Name: "p"}
 	r.update(
+		dpmodel.IPSetUpdate{ID: "np:sctp", Type: dpmodel.IPSetIPPort, Members: []dpmodel.Member{{Net: netip.MustParsePrefix("10.0.1.5/32"), Protocol: 132, Port: 80}}},
 		dpmodel.PolicyUpdate{ID: pid, Policy: dpmodel.Policy{Inbound: []dpmodel.Rule{
 			{Action: dpmodel.Log, ID: "p/in/0"},
 			{Action: dpmodel.Deny, Protocol: 1, ICMP: &dpmodel.ICMPMatch{Type: 8}, ID: "p/in/1"},
-			{Action: dpmodel.Allow, NotProtocol: 17, ID: "p/in/2"},
+			{Action: dpmodel.Allow, NotProtocol: 17, ID: "p/in/2"}, // exact: UDP goes on to p/in/3
 			{Action: dpmodel.Allow, Protocol: 6, ID: "p/in/3"},
+			{Action: dpmodel.Allow, Protocol: 132, DstPorts: []dpmodel.PortRange{{First: 80, Last: 80}}, ID: "p/in/4"},
+			{Action: dpmodel.Allow, Protocol: 6, NotDstNamedPortIPSetIDs: []string{"np:sctp"}, ID: "p/in/5"},
 		}}},
 		workload("a", "10.0.1.5", []dpmodel.TierInfo{{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{pid}}}),
 	)
 	r.apply()
-	want := map[string]int{gapLogSkipped: 1, gapDenyWidened: 1, gapAllowNarrowed: 1}
+	want := map[string]int{gapLogSkipped: 1, gapDenyWidened: 1, gapAllowNarrowed: 2}
 	if diff := cmp.Diff(want, r.dp.Status().Gaps); diff != "" {
 		t.Errorf("gaps (-want +got):\n%s", diff)
 	}
@@ -435,6 +438,13 @@ func TestGapsAreCounted(t *testing.T) {
 	}
 	if v := r.hns.Verdict(tcp(src, "10.0.1.5", 22)); !v.Allowed {
 		t.Errorf("TCP denied: %s", v.Reason)
+	}
+	// notProtocol is exact: UDP is not allowed by p/in/2 and nothing later allows it; GRE is.
+	if v := r.hns.Verdict(hcnfake.Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr("10.0.1.5"), Protocol: 17, SrcPort: 1, DstPort: 53}); v.Allowed {
+		t.Errorf("UDP allowed: %s", v.Reason)
+	}
+	if v := r.hns.Verdict(hcnfake.Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr("10.0.1.5"), Protocol: 47}); !v.Allowed {
+		t.Errorf("GRE denied: %s", v.Reason)
 	}
 }
 

@@ -81,6 +81,10 @@ func genState(r *rand.Rand) []dpmodel.Update {
 						ru.DstPorts = []dpmodel.PortRange{{First: 443, Last: 443}}
 					}
 				}
+			case 4:
+				if ru.Protocol == 6 {
+					ru.NotDstNamedPortIPSetIDs = []string{"n:http"}
+				}
 			}
 		}
 		switch r.IntN(12) {
