@@ -203,7 +203,8 @@ func TestRandomPolicyParity(t *testing.T) {
 					// Felix's workload-to-host chain: egress policy, then DefaultEndpointToHostAction
 					// (Drop by default) for packets to the host's addresses.
 					a := s.Config.DefaultEndpointToHostAction
-					want := !(p.dst.String() == "192.0.2.10" && localBlock.Contains(p.src) && (a == "" || a == "Drop"))
+					dropped := p.dst.String() == "192.0.2.10" && localBlock.Contains(p.src) && (a == "" || a == "Drop")
+					want := !dropped
 					for _, w := range s.Workloads {
 						if w.IPv4Nets[0].Addr() == p.src && !refAllows(s, w, false, p) {
 							want = false
