@@ -30,8 +30,8 @@ func vxlanResult(t *testing.T, res *Result) TunnelResult {
 	return TunnelResult{}
 }
 
-// affineBlock returns the node's only IPv4 block.
-func affineBlock(t *testing.T, be datastore.Backend, node string) netip.Prefix {
+// affineBlock returns the node's only IPv4 block (in within, when given).
+func affineBlock(t *testing.T, be datastore.Backend, node string, within ...netip.Prefix) netip.Prefix {
 	t.Helper()
 	objs, _, err := be.List(t.Context(), datastore.ListOptions{Kind: api.KindBlockAffinity})
 	if err != nil {
@@ -39,8 +39,10 @@ func affineBlock(t *testing.T, be datastore.Backend, node string) netip.Prefix {
 	}
 	var blocks []netip.Prefix
 	for _, o := range objs {
-		if a := o.(*api.BlockAffinity); a.Spec.Node == node {
-			blocks = append(blocks, netip.MustParsePrefix(a.Spec.CIDR))
+		a := o.(*api.BlockAffinity)
+		b := netip.MustParsePrefix(a.Spec.CIDR)
+		if a.Spec.Node == node && (len(within) == 0 || within[0].Contains(b.Addr())) {
+			blocks = append(blocks, b)
 		}
 	}
 	if len(blocks) != 1 {
