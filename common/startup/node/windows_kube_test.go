@@ -53,7 +53,9 @@ func TestKubernetesDatastoreWindowsVTEP(t *testing.T) {
 	pool := createPool(t, be, "win-vxlan", "10.93.0.0/16", func(s *api.IPPoolSpec) {
 		s.VXLANMode, s.NodeSelector = api.EncapAlways, "kubernetes.io/os == 'windows'"
 	})
-	t.Cleanup(func() { _, _ = be.Delete(context.Background(), datastore.Key{Kind: api.KindIPPool, Name: pool.Name}, "") })
+	t.Cleanup(func() {
+		_, _ = be.Delete(context.Background(), datastore.Key{Kind: api.KindIPPool, Name: pool.Name}, "")
+	})
 
 	o := windowsOptions(t, be, map[string]string{"NODENAME": nodeName, "IP": "10.0.0.9", "NO_DEFAULT_POOLS": "true"})
 	o.Kube = cs
