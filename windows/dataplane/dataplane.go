@@ -71,7 +71,9 @@ type Status struct {
 	// CNI, or lost in an HNS restart until the pod is recreated).
 	MissingEndpoints []dpmodel.WorkloadEndpointID
 	// Gaps counts the rules currently rendered inexactly, by kind ("deny widened", "allow narrowed",
-	// "pass became deny", "log not rendered"): each errs towards deny.
+	// "pass became deny", "log not rendered"): each errs towards deny. Host endpoints with policy are
+	// counted too: "host endpoint not enforced" (the host's own traffic; open, HNS cannot see it) and
+	// "host endpoint forward traffic denied" (pods' traffic through the host; errs towards deny).
 	Gaps map[string]int
 	// PolicyCalls counts ApplyEndpointPolicy calls since start; RemoteRoutes the routes programmed.
 	PolicyCalls  int
