@@ -32,9 +32,12 @@ const (
 	// gapHostEndpoint counts local host endpoints whose policy is not enforced: the host's own traffic
 	// does not cross an HNS endpoint (docs/dataplane-windows.md, "Host endpoints").
 	gapHostEndpoint = "host endpoint not enforced"
-	// gapHostForward counts local host endpoints with preDNAT, applyOnForward or doNotTrack policy:
-	// pods' traffic through the host is denied in the directions they have policy for.
+	// gapHostForward counts local host endpoints with preDNAT or doNotTrack policy: pods' traffic
+	// through the host is denied in the directions they have policy for.
 	gapHostForward = "host endpoint forward traffic denied"
+	// gapHostForwardWidened counts host endpoints of a named interface with applyOnForward policy: it
+	// applies to all pods' traffic through the host, not only to that interface's.
+	gapHostForwardWidened = "host endpoint forward policy widened"
 )
 
 // ruleMatch is a rule's match as cubes: under matches a subset of what the rule matches, over a
@@ -286,6 +289,11 @@ type entry struct {
 type stage struct {
 	rules       []*dpmodel.Rule
 	defaultPass bool
+	// gate marks a host endpoint's forward tier placed in front of the pod's stages: there an Allow does
+	// not decide but continues at stage allowTo (the next host endpoint's tiers, or the pod's), and a
+	// Pass or a Pass default beyond the host endpoint's last tier (last) denies.
+	gate, last bool
+	allowTo    int
 }
 
 var denyAll = &dpmodel.Rule{Action: dpmodel.Deny, ID: "tortie/fail-closed"}
@@ -394,18 +402,39 @@ func (f *flattener) flattenFrom(i, j int, ctx cube) {
 		}
 		var cubes []cube
 		allow := false
-		switch r.Action {
-		case dpmodel.Allow:
+		st := f.stages[i]
+		action := r.Action
+		if st.gate && st.last && action == dpmodel.Pass {
+			action = dpmodel.Deny // the host endpoint has no further tier to pass to
+		}
+		switch {
+		case st.gate && action == dpmodel.Allow:
+			// Both the host endpoint and the pod must allow: continue with the next stage group.
+			if !m.exact() {
+				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapAllowNarrowed})
+			}
+			for _, o := range m.under {
+				x := o.intersect(ctx)
+				if x.empty() {
+					continue
+				}
+				f.flatten(st.allowTo, x)
+				if x.equal(ctx) {
+					return
+				}
+			}
+			continue
+		case action == dpmodel.Allow:
 			cubes, allow = m.under, true
 			if !m.exact() {
 				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapAllowNarrowed})
 			}
-		case dpmodel.Deny:
+		case action == dpmodel.Deny:
 			cubes = m.over
 			if !m.exact() {
 				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapDenyWidened})
 			}
-		case dpmodel.Pass:
+		case action == dpmodel.Pass:
 			if !m.exact() {
 				cubes = m.over
 				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapPassToDeny})
@@ -422,7 +451,7 @@ func (f *flattener) flattenFrom(i, j int, ctx cube) {
 				}
 			}
 			continue
-		case dpmodel.Log:
+		case action == dpmodel.Log:
 			f.gaps = append(f.gaps, gap{r.ID, "the Log action", gapLogSkipped})
 			continue
 		default:
@@ -439,7 +468,7 @@ func (f *flattener) flattenFrom(i, j int, ctx cube) {
 			}
 		}
 	}
-	if f.stages[i].defaultPass {
+	if st := f.stages[i]; st.defaultPass && !(st.gate && st.last) {
 		f.flatten(i+1, ctx)
 		return
 	}

@@ -576,12 +576,19 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 			d.log.Warn("host endpoint policy is not enforced on Windows: the host's own traffic crosses no HNS endpoint (protect the host with Windows Firewall); "+
 				"pods' traffic to the host follows DefaultEndpointToHostAction", "host_endpoint", id, "interface", h.InterfaceName)
 		}
-		if len(h.PreDNATTiers)+len(h.ForwardTiers)+len(h.UntrackedTiers) > 0 {
+		if len(h.PreDNATTiers)+len(h.UntrackedTiers) > 0 {
 			d.status.Gaps[gapHostForward]++
 			if d.firstTime("hepfwd:" + id) {
-				d.log.Warn("host endpoint with preDNAT, applyOnForward or doNotTrack policy on Windows: HNS cannot evaluate it, so pods' traffic through the host "+
+				d.log.Warn("host endpoint with preDNAT or doNotTrack policy on Windows: HNS cannot evaluate it, so pods' traffic through the host "+
 					"(to and from anything but this node's pods and the host) is denied in the directions it has policy for; select only Linux nodes with it",
 					"host_endpoint", id, "interface", h.InterfaceName)
+			}
+		}
+		if len(h.ForwardTiers) > 0 && h.InterfaceName != "*" {
+			d.status.Gaps[gapHostForwardWidened]++
+			if d.firstTime("hepfwdw:" + id) {
+				d.log.Warn("host endpoint with applyOnForward policy on a named interface on Windows: HNS cannot tell which interface traffic crosses, so the policy "+
+					"applies to all pods' traffic through the host", "host_endpoint", id, "interface", h.InterfaceName)
 			}
 		}
 	}
@@ -650,7 +657,8 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 	outside := addrs{any: true}.minus(normNets(append([]netip.Prefix{block}, host...)))
 	fwdIn, fwdOut := d.hostForwardPolicy()
 	for _, ingress := range []bool{true, false} {
-		f := &flattener{c: c, stages: c.stages(w.Tiers, w.ProfileIDs, ingress)}
+		gates := d.forwardGates(c, ingress)
+		f := &flattener{c: c, stages: append(gates, c.stages(w.Tiers, w.ProfileIDs, ingress)...)}
 		dir := hcn.DirectionOut
 		if !ingress && d.endpointToHostDrop() {
 			// Felix's workload-to-host chain: the pod's egress policy, then DefaultEndpointToHostAction;
@@ -659,10 +667,14 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 			toHost.dst = addrs{nets: host}
 			f.add(entry{c: toHost, allow: false, rule: "tortie/endpoint-to-host-drop"})
 		}
+		through := anyCube // traffic through the host
+		if ingress {
+			through.src = outside
+		} else {
+			through.dst = outside
+		}
 		if !ingress && fwdOut {
-			c := anyCube
-			c.dst = outside
-			f.add(entry{c: c, allow: false, rule: "tortie/host-endpoint-forward-egress"})
+			f.add(entry{c: through, allow: false, rule: "tortie/host-endpoint-forward-egress"})
 		}
 		if ingress {
 			dir = hcn.DirectionIn
@@ -670,12 +682,15 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 			hostCube.src = addrs{nets: host}
 			f.add(entry{c: hostCube, allow: true, rule: "tortie/host-to-endpoint"})
 			if fwdIn {
-				c := anyCube
-				c.src = outside
-				f.add(entry{c: c, allow: false, rule: "tortie/host-endpoint-forward-ingress"})
+				f.add(entry{c: through, allow: false, rule: "tortie/host-endpoint-forward-ingress"})
 			}
 		}
-		f.flatten(0, anyCube)
+		if len(gates) > 0 {
+			// Traffic through the host: the host endpoints' forward policy, then the pod's. The
+			// sub-list covers all of it; the rest of the list sees only local pods and the host.
+			f.flatten(0, through)
+		}
+		f.flatten(len(gates), anyCube)
 		entries := f.out
 		var err error
 		var acls []hcn.ACLSetting
@@ -707,11 +722,42 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 	return out, errors.Join(errs...)
 }
 
-// hostForwardPolicy reports whether a local host endpoint has policy for traffic that crosses it on its
-// way into (in: preDNAT, applyOnForward or doNotTrack ingress policies) or out of (out: applyOnForward
-// or doNotTrack egress policies) this node's pods. HNS has no host-interface stage to evaluate it at, so
-// such traffic is denied: more than Linux denies, never less (docs/dataplane-windows.md, "Host
-// endpoints").
+// forwardGates returns the local host endpoints' applyOnForward tiers of one direction as gate stages to
+// put in front of a pod's: a packet through the host must be allowed by each host endpoint's forward
+// policy (in the order of their names) and then by the pod's, as Felix's FORWARD chain requires. Felix
+// applies a host endpoint's policy only to traffic crossing its interfaces; here every host endpoint's
+// applies to all traffic between the pod and anything but local pods and the host (more denies, never
+// fewer, except for a `*` host endpoint, whose interfaces are all of the host's).
+func (d *Dataplane) forwardGates(c *compiler, ingress bool) []stage {
+	var out []stage
+	var groups []int // where each host endpoint's stages end
+	for _, id := range sortedKeys(d.state.HostEndpoints) {
+		sts := c.stages(d.state.HostEndpoints[id].ForwardTiers, nil, ingress)
+		if len(sts) == 0 {
+			continue
+		}
+		for k := range sts {
+			sts[k].gate = true
+		}
+		sts[len(sts)-1].last = true
+		out = append(out, sts...)
+		groups = append(groups, len(out))
+	}
+	start := 0
+	for _, end := range groups {
+		for k := start; k < end; k++ {
+			out[k].allowTo = end
+		}
+		start = end
+	}
+	return out
+}
+
+// hostForwardPolicy reports whether a local host endpoint has policy HNS cannot evaluate for traffic
+// that crosses it on its way into (in: preDNAT or doNotTrack ingress policies) or out of (out:
+// doNotTrack egress policies) this node's pods: preDNAT policy matches the destination before the load
+// balancer rewrote it, and a doNotTrack Allow bypasses all other policy. Such traffic is denied: more than
+// Linux denies, never less (docs/dataplane-windows.md, "Host endpoints").
 func (d *Dataplane) hostForwardPolicy() (in, out bool) {
 	has := func(ts []dpmodel.TierInfo, ingress bool) bool {
 		for _, t := range ts {
@@ -722,8 +768,8 @@ func (d *Dataplane) hostForwardPolicy() (in, out bool) {
 		return false
 	}
 	for _, h := range d.state.HostEndpoints {
-		in = in || has(h.PreDNATTiers, true) || has(h.ForwardTiers, true) || has(h.UntrackedTiers, true)
-		out = out || has(h.ForwardTiers, false) || has(h.UntrackedTiers, false)
+		in = in || has(h.PreDNATTiers, true) || has(h.UntrackedTiers, true)
+		out = out || has(h.UntrackedTiers, false)
 	}
 	return in, out
 }

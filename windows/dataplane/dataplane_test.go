@@ -562,38 +562,69 @@ func TestEndpointToHostAndHostEndpoints(t *testing.T) {
 		t.Errorf("forward gap without forward policy: %v", r.dp.Status().Gaps)
 	}
 
-	// applyOnForward policy, ingress only: pods' ingress from outside (remote pods included, a superset)
-	// is denied; from local pods and the host, and all egress, it follows the pods' policy.
+	// applyOnForward policy of a `*` host endpoint: traffic through the host needs its verdict and the
+	// pod's (Felix's FORWARD chain); traffic between local pods and to or from the host does not.
 	r.pod("10.0.1.6")
-	fwd := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{{Tier: "default", Kind: "GlobalNetworkPolicy", Name: "fwd"}}}
-	allowRule := dpmodel.Policy{Inbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "fwd-in"}}, Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "fwd-out"}}}
-	r.update(workload("b", "10.0.1.6", nil, "allow-all"), dpmodel.PolicyUpdate{ID: fwd.Ingress[0], Policy: allowRule},
+	r.pod("10.0.1.7")
+	fwdID := dpmodel.PolicyID{Tier: "default", Kind: "GlobalNetworkPolicy", Name: "fwd"}
+	fwd := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{fwdID}, Egress: []dpmodel.PolicyID{fwdID}}
+	port := func(p uint16) []dpmodel.PortRange { return []dpmodel.PortRange{{First: p, Last: p}} }
+	deny80 := dpmodel.ProfileUpdate{ID: "deny-80", Profile: dpmodel.Profile{
+		Inbound:  []dpmodel.Rule{{Action: dpmodel.Deny, Protocol: 6, DstPorts: port(80), ID: "d80"}, {Action: dpmodel.Allow, ID: "rest"}},
+		Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "out"}}}}
+	r.update(deny80, workload("b", "10.0.1.6", nil, "allow-all"), workload("c", "10.0.1.7", nil, "deny-80"),
+		dpmodel.PolicyUpdate{ID: fwdID, Policy: dpmodel.Policy{
+			Inbound: []dpmodel.Rule{
+				{Action: dpmodel.Pass, Protocol: 6, DstPorts: port(443), ID: "fwd-pass"}, // nothing to pass to: deny
+				{Action: dpmodel.Allow, Protocol: 6, SrcNets: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}, ID: "fwd-in"},
+			},
+			Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, DstNets: []netip.Prefix{netip.MustParsePrefix("8.0.0.0/8")}, ID: "fwd-out"}},
+		}},
 		dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", Tiers: []dpmodel.TierInfo{tier}, ForwardTiers: []dpmodel.TierInfo{fwd}}})
 	r.apply()
-	check := func(src, dst string, want bool) {
+	check := func(src, dst string, p uint16, want bool) {
 		t.Helper()
-		if v := r.hns.Verdict(tcp(src, dst, 80)); v.Allowed != want {
-			t.Errorf("%s -> %s: allowed %t (%s), want %t", src, dst, v.Allowed, v.Reason, want)
+		if v := r.hns.Verdict(tcp(src, dst, p)); v.Allowed != want {
+			t.Errorf("%s -> %s:%d: allowed %t (%s), want %t", src, dst, p, v.Allowed, v.Reason, want)
 		}
 	}
-	check("10.0.2.5", "10.0.1.5", false)
-	check("8.8.8.8", "10.0.1.5", false)
-	check("10.0.1.6", "10.0.1.5", true)
-	check(host, "10.0.1.5", true)
-	check("10.0.1.5", "8.8.8.8", true)
-	if g := r.dp.Status().Gaps; g[gapHostForward] != 1 || g[gapHostEndpoint] != 1 {
-		t.Errorf("gaps %v, want one host endpoint with forward policy", g)
+	check("10.0.2.5", "10.0.1.5", 80, true)   // both allow
+	check("10.0.2.5", "10.0.1.7", 80, false)  // the host endpoint allows, the pod denies
+	check("8.8.8.8", "10.0.1.5", 80, false)   // the pod allows, the host endpoint denies
+	check("10.0.2.5", "10.0.1.5", 443, false) // Pass with no further host endpoint tier
+	check("10.0.1.6", "10.0.1.5", 443, true)  // local: the pod's policy only
+	check(host, "10.0.1.5", 443, true)
+	check("10.0.1.5", "8.8.8.8", 80, true)
+	check("10.0.1.5", "10.0.2.5", 80, false)
+	check("10.0.1.5", "10.0.1.6", 80, true)
+	if g := r.dp.Status().Gaps; g[gapHostForward] != 0 || g[gapHostForwardWidened] != 0 || g[gapHostEndpoint] != 1 {
+		t.Errorf("gaps %v: a `*` host endpoint's forward policy is exact", g)
 	}
-	// And egress too.
-	fwd.Egress = []dpmodel.PolicyID{fwd.Ingress[0]}
-	r.update(dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", ForwardTiers: []dpmodel.TierInfo{fwd}}})
+
+	// A named interface: the same policy applied to all traffic through the host, counted.
+	r.update(dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "Ethernet0", ForwardTiers: []dpmodel.TierInfo{fwd}}})
 	r.apply()
-	check("10.0.1.5", "8.8.8.8", false)
-	check("10.0.1.5", "10.0.2.5", false)
-	check("10.0.1.5", "10.0.1.6", true)
+	check("10.0.2.5", "10.0.1.5", 80, true)
+	check("8.8.8.8", "10.0.1.5", 80, false)
+	if g := r.dp.Status().Gaps; g[gapHostForwardWidened] != 1 {
+		t.Errorf("gaps %v, want the named interface's forward policy counted as widened", g)
+	}
+
+	// preDNAT policy cannot be evaluated (it sees the destination before the load balancer): traffic
+	// into the pods through the host is denied; egress keeps the forward policy.
+	pre := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{tier.Ingress[0]}}
+	r.update(dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", PreDNATTiers: []dpmodel.TierInfo{pre}, ForwardTiers: []dpmodel.TierInfo{fwd}}})
+	r.apply()
+	check("10.0.2.5", "10.0.1.5", 80, false)
+	check("10.0.1.6", "10.0.1.5", 80, true)
+	check("10.0.1.5", "8.8.8.8", 80, true)
+	if g := r.dp.Status().Gaps; g[gapHostForward] != 1 {
+		t.Errorf("gaps %v, want the preDNAT host endpoint counted", g)
+	}
+
 	// Removed: back to the pods' policy alone.
 	r.update(dpmodel.HostEndpointRemove{ID: "win1-eth0"})
 	r.apply()
-	check("10.0.2.5", "10.0.1.5", true)
-	check("10.0.1.5", "8.8.8.8", true)
+	check("8.8.8.8", "10.0.1.5", 80, true)
+	check("10.0.1.5", "10.0.2.5", 80, true)
 }
