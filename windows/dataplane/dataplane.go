@@ -568,11 +568,12 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 	}
 	for _, id := range sortedKeys(d.state.HostEndpoints) {
 		h := d.state.HostEndpoints[id]
-		if len(h.Tiers)+len(h.UntrackedTiers)+len(h.PreDNATTiers)+len(h.ForwardTiers)+len(h.ProfileIDs) == 0 {
-			continue
+		// Policy for the host's own traffic (applyOnForward policy is only for traffic through it).
+		hostPolicy := len(h.Tiers)+len(h.UntrackedTiers)+len(h.PreDNATTiers)+len(h.ProfileIDs) > 0
+		if hostPolicy {
+			d.status.Gaps[gapHostEndpoint]++
 		}
-		d.status.Gaps[gapHostEndpoint]++
-		if d.firstTime("hep:" + id) {
+		if hostPolicy && d.firstTime("hep:"+id) {
 			d.log.Warn("host endpoint policy is not enforced on Windows: the host's own traffic crosses no HNS endpoint (protect the host with Windows Firewall); "+
 				"pods' traffic to the host follows DefaultEndpointToHostAction", "host_endpoint", id, "interface", h.InterfaceName)
 		}
