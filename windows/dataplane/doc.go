@@ -39,6 +39,7 @@
 // Allow narrowed, a Deny widened, a Pass turned into a Deny — and each such rule is logged once and
 // counted in Status().Gaps. Inbound traffic from the host's own addresses is allowed first, as on Linux
 // (kubelet probes); outbound traffic to them is denied first under DefaultEndpointToHostAction Drop.
-// Host endpoint policy cannot be enforced for the host's own traffic (no HNS object sees it); a host
-// endpoint's preDNAT, applyOnForward or doNotTrack policy denies pods' traffic through the host.
+// Host endpoint policy cannot be enforced for the host's own traffic (no HNS object sees it). For pods'
+// traffic through the host, host endpoints' applyOnForward tiers are flattened in front of the pod's
+// as gates (an Allow there continues with the pod's stages); preDNAT or doNotTrack policy denies it.
 package dataplane
