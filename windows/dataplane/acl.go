@@ -468,7 +468,7 @@ func (f *flattener) flattenFrom(i, j int, ctx cube) {
 			}
 		}
 	}
-	if st := f.stages[i]; st.defaultPass && !(st.gate && st.last) {
+	if st := f.stages[i]; st.defaultPass && (!st.gate || !st.last) { // nothing to pass to after a host endpoint's last tier
 		f.flatten(i+1, ctx)
 		return
 	}
