@@ -9,7 +9,10 @@
 #   4. runs `GOOS=windows go test -count=1 -exec ci/wine/exec.sh` on every package that has
 #      tests for windows, except those in `excluded` below, or on the packages given:
 #
-#   ci/wine.sh [package...]
+#   ci/wine.sh [go-test-flag...] [package...]      e.g. ci/wine.sh -v -run TestX ./windows/...
+#
+# Every windows/, platform/ and common/ package with tests runs (cmd/ and linux/ ones too); the one
+# exclusion is below with its reason. Skipped tests are listed at the end with their reasons.
 #
 # Tests that need real services (etcd or kube-apiserver processes), root or network namespaces
 # skip: TORTIE_REQUIRE_SERVICES, TORTIE_ETCD and TORTIE_KUBE_APISERVER are unset for the run
@@ -20,7 +23,7 @@ root="$PWD"
 
 # Packages with windows tests that do not run under wine, with the reason.
 declare -A excluded=(
-	[github.com/tortie-net/tortie/common]="its layering test runs the go command on the source tree; wine has no Go toolchain (it runs on Linux)"
+	[github.com/tortie-net/tortie/common]="its only test (the layering check) runs 'go list' over the source tree for both GOOS values; wine has no Go toolchain, and it runs on Linux"
 )
 
 log() { echo "wine: $*" >&2; }
@@ -142,6 +145,16 @@ fi
 
 # --- 5. the tests ------------------------------------------------------------------------------
 export GOOS=windows GOARCH=amd64
+flags=()
+while (($# > 0)) && [[ "$1" == -* ]]; do
+	flags+=("$1")
+	shift
+	# Flags that take a value as the next argument.
+	if [[ "${flags[-1]}" =~ ^-(run|skip|timeout|count|parallel|bench|benchtime)$ ]] && (($# > 0)); then
+		flags+=("$1")
+		shift
+	fi
+done
 if (($# > 0)); then
 	pkgs=("$@")
 else
@@ -159,7 +172,12 @@ fi
 log "go test under wine: ${#pkgs[@]} package(s)"
 t0="$(now)"
 rc=0
+# gotestsum (ci/tools, built for this host) runs `go test -json` and ends with the list of skipped
+# tests and their reasons, so that what wine does not cover is visible in every run.
+gotestsum="$cache/bin/gotestsum"
+GOOS= GOARCH= go build -modfile=ci/tools/go.mod -o "$gotestsum" gotest.tools/gotestsum
 env -u TORTIE_REQUIRE_SERVICES -u TORTIE_ETCD -u TORTIE_KUBE_APISERVER \
-	go test -count=1 -timeout 10m "${overlay_args[@]}" -exec "$root/ci/wine/exec.sh" "${pkgs[@]}" || rc=$?
+	"$gotestsum" --format pkgname --format-hide-empty-pkg -- \
+	-count=1 -timeout 10m "${overlay_args[@]}" -exec "$root/ci/wine/exec.sh" "${flags[@]}" "${pkgs[@]}" || rc=$?
 log "go test under wine took $(since "$t0") (exit $rc)"
 exit "$rc"

@@ -175,6 +175,8 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 		return err
 	}
 
+	publishWindowsVTEP(ctx, dp, be, res.NodeName, log.With("component", "vtep")) // vtep.go
+
 	a, err := agent.New(agent.Options{
 		NodeName: res.NodeName, Dataplane: dp, Settings: settings, Logger: log.With("component", "agent"), LogLevel: liveLevel,
 		Syncer: func(cb datastore.Callbacks, kinds []datastore.ListOptions) agent.Syncer {

@@ -29,6 +29,15 @@ const (
 	gapDenyWidened   = "deny widened"
 	gapPassToDeny    = "pass became deny"
 	gapLogSkipped    = "log not rendered"
+	// gapHostEndpoint counts local host endpoints whose policy is not enforced: the host's own traffic
+	// does not cross an HNS endpoint (docs/dataplane-windows.md, "Host endpoints").
+	gapHostEndpoint = "host endpoint not enforced"
+	// gapHostForward counts local host endpoints with preDNAT or doNotTrack policy: pods' traffic
+	// through the host is denied in the directions they have policy for.
+	gapHostForward = "host endpoint forward traffic denied"
+	// gapHostForwardWidened counts host endpoints of a named interface with applyOnForward policy: it
+	// applies to all pods' traffic through the host, not only to that interface's.
+	gapHostForwardWidened = "host endpoint forward policy widened"
 )
 
 // ruleMatch is a rule's match as cubes: under matches a subset of what the rule matches, over a
@@ -36,6 +45,10 @@ const (
 type ruleMatch struct {
 	over, under []cube
 	gaps        []string
+	// except are exact cubes the rule does not match even where over/under do: notProtocol without
+	// protocol, negated named ports. HNS cannot negate, but a first-match list can: the flattener
+	// first sends the packets of each except cube on to the rule's successors, then adds the rule.
+	except []cube
 }
 
 func (m ruleMatch) exact() bool { return len(m.gaps) == 0 }
@@ -115,38 +128,50 @@ func (c *compiler) portDisjuncts(ranges []dpmodel.PortRange, named []string, not
 		out = append(out, portDisjunct{addr: anyAddrs, ports: ports{ranges: normRanges(ranges)}})
 	}
 	for _, id := range named {
-		s, found := c.state.IPSets[id]
-		if !found || s.Type != dpmodel.IPSetIPPort {
+		groups, found := c.namedPortGroups(id)
+		if !found {
 			ok = false
 			continue
 		}
-		type key struct {
-			proto uint8
-			port  uint16
-		}
-		groups := map[key][]netip.Prefix{}
-		for _, m := range s.Members {
-			if m.Net.Addr().Is4() {
-				k := key{m.Protocol, m.Port}
-				groups[k] = append(groups[k], m.Net)
-			}
-		}
-		keys := make([]key, 0, len(groups))
-		for k := range groups {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b key) int {
-			return cmp.Or(cmp.Compare(a.proto, b.proto), cmp.Compare(a.port, b.port))
-		})
-		for _, k := range keys {
-			out = append(out, portDisjunct{proto: k.proto, addr: addrs{nets: normNets(groups[k])},
-				ports: ports{ranges: []dpmodel.PortRange{{First: k.port, Last: k.port}}}})
-		}
+		out = append(out, groups...)
 	}
 	for i := range out {
 		out[i].ports = out[i].ports.minus(notRanges)
 	}
 	return out, ok
+}
+
+// namedPortGroups returns a named-port IP set's IPv4 members as one alternative per (protocol, port):
+// the members' addresses with that port. ok is false when the set is missing or of the wrong type.
+func (c *compiler) namedPortGroups(id string) ([]portDisjunct, bool) {
+	s, found := c.state.IPSets[id]
+	if !found || s.Type != dpmodel.IPSetIPPort {
+		return nil, false
+	}
+	type key struct {
+		proto uint8
+		port  uint16
+	}
+	groups := map[key][]netip.Prefix{}
+	for _, m := range s.Members {
+		if m.Net.Addr().Is4() {
+			k := key{m.Protocol, m.Port}
+			groups[k] = append(groups[k], m.Net)
+		}
+	}
+	keys := make([]key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.proto, b.proto), cmp.Compare(a.port, b.port))
+	})
+	out := make([]portDisjunct, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, portDisjunct{proto: k.proto, addr: addrs{nets: normNets(groups[k])},
+			ports: ports{ranges: []dpmodel.PortRange{{First: k.port, Last: k.port}}}})
+	}
+	return out, true
 }
 
 // match compiles a rule's match (IPv4 only: the overlay carries no IPv6).
@@ -171,7 +196,7 @@ func (c *compiler) compile(r *dpmodel.Rule) ruleMatch {
 			return m
 		}
 		if r.Protocol == 0 {
-			m.gaps = append(m.gaps, "notProtocol "+dpmodel.ProtoName(r.NotProtocol))
+			m.except = append(m.except, cube{proto: r.NotProtocol, src: anyAddrs, dst: anyAddrs, srcPorts: anyPorts, dstPorts: anyPorts})
 		}
 	}
 	if r.ICMP != nil {
@@ -188,11 +213,32 @@ func (c *compiler) compile(r *dpmodel.Rule) ruleMatch {
 	if !ok {
 		m.gaps = append(m.gaps, "missing destination IP set")
 	}
-	if len(r.NotSrcNamedPortIPSetIDs) > 0 {
-		m.gaps = append(m.gaps, "negated source named port")
-	}
-	if len(r.NotDstNamedPortIPSetIDs) > 0 {
-		m.gaps = append(m.gaps, "negated destination named port")
+	for _, side := range []struct {
+		ids  []string
+		name string
+		src  bool
+	}{{r.NotSrcNamedPortIPSetIDs, "source", true}, {r.NotDstNamedPortIPSetIDs, "destination", false}} {
+		for _, id := range side.ids {
+			groups, ok := c.namedPortGroups(id)
+			if !ok {
+				m.gaps = append(m.gaps, "missing negated "+side.name+" named-port set")
+				continue
+			}
+			for _, g := range groups {
+				if g.proto != 6 && g.proto != 17 {
+					// HNS takes ports with TCP and UDP only: this exclusion cannot be expressed.
+					m.gaps = append(m.gaps, "negated "+side.name+" named port with protocol "+dpmodel.ProtoName(g.proto))
+					continue
+				}
+				e := cube{proto: g.proto, src: anyAddrs, dst: anyAddrs, srcPorts: anyPorts, dstPorts: anyPorts}
+				if side.src {
+					e.src, e.srcPorts = g.addr, g.ports
+				} else {
+					e.dst, e.dstPorts = g.addr, g.ports
+				}
+				m.except = append(m.except, e)
+			}
+		}
 	}
 	sds, ok := c.portDisjuncts(r.SrcPorts, r.SrcNamedPortIPSetIDs, r.NotSrcPorts)
 	if !ok {
@@ -243,6 +289,11 @@ type entry struct {
 type stage struct {
 	rules       []*dpmodel.Rule
 	defaultPass bool
+	// gate marks a host endpoint's forward tier placed in front of the pod's stages: there an Allow does
+	// not decide but continues at stage allowTo (the next host endpoint's tiers, or the pod's), and a
+	// Pass or a Pass default beyond the host endpoint's last tier (last) denies.
+	gate, last bool
+	allowTo    int
 }
 
 var denyAll = &dpmodel.Rule{Action: dpmodel.Deny, ID: "tortie/fail-closed"}
@@ -316,7 +367,10 @@ func (f *flattener) add(e entry) {
 
 // flatten appends the decision list of the stages from i on, restricted to ctx. The list it appends
 // always ends with an entry matching all of ctx, so nothing in ctx falls through it.
-func (f *flattener) flatten(i int, ctx cube) {
+func (f *flattener) flatten(i int, ctx cube) { f.flattenFrom(i, 0, ctx) }
+
+// flattenFrom is flatten starting at rule j of stage i.
+func (f *flattener) flattenFrom(i, j int, ctx cube) {
 	if f.over {
 		return
 	}
@@ -324,22 +378,63 @@ func (f *flattener) flatten(i int, ctx cube) {
 		f.add(entry{c: ctx, allow: false, rule: "end of profiles"})
 		return
 	}
-	for _, r := range f.stages[i].rules {
+	for ; j < len(f.stages[i].rules); j++ {
+		r := f.stages[i].rules[j]
 		m := f.c.match(r)
+		if r.Action == dpmodel.Allow || r.Action == dpmodel.Deny || r.Action == dpmodel.Pass {
+			// The packets the rule excludes go on to its successors first; what follows the
+			// sub-lists only sees the others. Each sub-list ends covering its cube.
+			covered := false
+			for _, e := range m.except {
+				x := e.intersect(ctx)
+				if x.empty() {
+					continue
+				}
+				f.flattenFrom(i, j+1, x)
+				if x.equal(ctx) {
+					covered = true
+					break
+				}
+			}
+			if covered {
+				return
+			}
+		}
 		var cubes []cube
 		allow := false
-		switch r.Action {
-		case dpmodel.Allow:
+		st := f.stages[i]
+		action := r.Action
+		if st.gate && st.last && action == dpmodel.Pass {
+			action = dpmodel.Deny // the host endpoint has no further tier to pass to
+		}
+		switch {
+		case st.gate && action == dpmodel.Allow:
+			// Both the host endpoint and the pod must allow: continue with the next stage group.
+			if !m.exact() {
+				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapAllowNarrowed})
+			}
+			for _, o := range m.under {
+				x := o.intersect(ctx)
+				if x.empty() {
+					continue
+				}
+				f.flatten(st.allowTo, x)
+				if x.equal(ctx) {
+					return
+				}
+			}
+			continue
+		case action == dpmodel.Allow:
 			cubes, allow = m.under, true
 			if !m.exact() {
 				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapAllowNarrowed})
 			}
-		case dpmodel.Deny:
+		case action == dpmodel.Deny:
 			cubes = m.over
 			if !m.exact() {
 				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapDenyWidened})
 			}
-		case dpmodel.Pass:
+		case action == dpmodel.Pass:
 			if !m.exact() {
 				cubes = m.over
 				f.gaps = append(f.gaps, gap{r.ID, strings.Join(m.gaps, ", "), gapPassToDeny})
@@ -356,7 +451,7 @@ func (f *flattener) flatten(i int, ctx cube) {
 				}
 			}
 			continue
-		case dpmodel.Log:
+		case action == dpmodel.Log:
 			f.gaps = append(f.gaps, gap{r.ID, "the Log action", gapLogSkipped})
 			continue
 		default:
@@ -373,7 +468,7 @@ func (f *flattener) flatten(i int, ctx cube) {
 			}
 		}
 	}
-	if f.stages[i].defaultPass {
+	if st := f.stages[i]; st.defaultPass && (!st.gate || !st.last) { // nothing to pass to after a host endpoint's last tier
 		f.flatten(i+1, ctx)
 		return
 	}

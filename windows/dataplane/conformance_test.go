@@ -37,12 +37,10 @@ type windowsCluster struct {
 // a listed case that no longer differs fails (so the list stays exact). Every other case must match the
 // suite's matrices exactly.
 var knownGaps = map[string]string{
-	"k8s-sctp-port":              "HNS ACLs take ports with TCP and UDP only: an Allow of SCTP ports is dropped",
-	"calico-notprotocol":         "one protocol number per ACL: an Allow with notProtocol and no protocol is dropped",
-	"calico-icmp":                "no ICMP type/code in HNS ACLs: an Allow of an ICMP type is dropped",
-	"calico-icmp-code":           "no ICMP type/code in HNS ACLs: an Allow of an ICMP type and code is dropped",
-	"calico-noticmp":             "no ICMP type/code in HNS ACLs: an Allow with notICMP is dropped",
-	"calico-named-port-notports": "no negated address+port tuples: an Allow with a named port in notPorts is dropped",
+	"k8s-sctp-port":    "HNS ACLs take ports with TCP and UDP only: an Allow of SCTP ports is dropped",
+	"calico-icmp":      "no ICMP type/code in HNS ACLs: an Allow of an ICMP type is dropped",
+	"calico-icmp-code": "no ICMP type/code in HNS ACLs: an Allow of an ICMP type and code is dropped",
+	"calico-noticmp":   "no ICMP type/code in HNS ACLs: an Allow with notICMP is dropped",
 }
 
 func caseName(t testing.TB) string {

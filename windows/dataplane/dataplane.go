@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -39,6 +40,22 @@ type Options struct {
 	MaxRules int
 	// DisableSetPolicy renders selectors as address lists even where HNS has SetPolicy IP sets.
 	DisableSetPolicy bool
+	// OnVTEP, when set, receives this node's VXLAN tunnel endpoint once the overlay network exists and
+	// whenever it changes (a new block, or a network recreated after a reboot with another router MAC).
+	// It is called on Apply's goroutine and must not block: the agent hands the value to a goroutine
+	// that writes it to the Node (cmd/tortie-node). SetVTEPHandler sets it after New.
+	OnVTEP func(VTEP)
+}
+
+// VTEP is this node's VXLAN tunnel endpoint as other nodes must address it: Linux nodes route this
+// node's block via TunnelAddress, with a neighbour entry TunnelAddress → MAC and a forwarding entry MAC →
+// the node's address. HNS answers only to its overlay network's distributed router MAC, so that is the
+// MAC, and the tunnel address is the network's gateway, the block's first address (Calico for Windows
+// publishes the same pair).
+type VTEP struct {
+	TunnelAddress netip.Addr
+	// MAC is the network's DrMacAddress in Linux form ("00:15:5d:0a:0b:0c").
+	MAC string
 }
 
 // Status is what the last Apply found and did, for health, metrics and `tortiectl node status`.
@@ -54,7 +71,9 @@ type Status struct {
 	// CNI, or lost in an HNS restart until the pod is recreated).
 	MissingEndpoints []dpmodel.WorkloadEndpointID
 	// Gaps counts the rules currently rendered inexactly, by kind ("deny widened", "allow narrowed",
-	// "pass became deny", "log not rendered"): each errs towards deny.
+	// "pass became deny", "log not rendered"): each errs towards deny. Host endpoints with policy are
+	// counted too: "host endpoint not enforced" (the host's own traffic; open, HNS cannot see it) and
+	// "host endpoint forward traffic denied" (pods' traffic through the host; errs towards deny).
 	Gaps map[string]int
 	// PolicyCalls counts ApplyEndpointPolicy calls since start; RemoteRoutes the routes programmed.
 	PolicyCalls  int
@@ -76,6 +95,7 @@ type Dataplane struct {
 	features hcn.Features
 	status   Status
 	logged   map[string]bool // gap and warning lines already logged
+	vtep     VTEP            // the VTEP last handed to OnVTEP
 }
 
 var _ platform.Dataplane = (*Dataplane)(nil)
@@ -113,6 +133,13 @@ func (d *Dataplane) OnUpdate(u dpmodel.Update) {
 		return
 	}
 	d.dirty = true
+}
+
+// SetVTEPHandler sets Options.OnVTEP. Call it before the first Apply (the agent's run path does, once
+// it knows the node and the datastore); the next Apply reports the VTEP again.
+func (d *Dataplane) SetVTEPHandler(f func(VTEP)) {
+	d.opts.OnVTEP = f
+	d.vtep = VTEP{}
 }
 
 // QueueResync makes the next Apply re-read HNS and repair it even if nothing changed.
@@ -199,15 +226,7 @@ func (d *Dataplane) apply(ctx context.Context) error {
 		return err
 	}
 	d.status.NetworkID = network.ID
-	d.status.TunnelAddress = block.Addr().Next()
-	for _, p := range network.Policies {
-		if p.Type == hcn.NetworkPolicyDrMacAddress {
-			var s hcn.DrMacAddressSetting
-			if hcn.DecodeSettings(string(p.Type), p.Settings, &s) == nil {
-				d.status.VTEPMAC = strings.ToLower(strings.ReplaceAll(s.Address, "-", ":"))
-			}
-		}
-	}
+	d.reportVTEP(network, block)
 
 	var errs []error
 	if err := d.syncRemoteRoutes(ctx, network, vni); err != nil {
@@ -237,6 +256,36 @@ func (d *Dataplane) apply(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reportVTEP records the overlay network's VTEP in Status and hands it to OnVTEP when it differs from
+// the last one handed over. A network without a valid router MAC (HNS always adds one to an Overlay
+// network) has no VTEP to publish: peers keep the last one, and the problem is logged.
+func (d *Dataplane) reportVTEP(n *hcn.Network, block netip.Prefix) {
+	v := VTEP{TunnelAddress: block.Addr().Next()}
+	for _, p := range n.Policies {
+		var s hcn.DrMacAddressSetting
+		if p.Type != hcn.NetworkPolicyDrMacAddress || hcn.DecodeSettings(string(p.Type), p.Settings, &s) != nil {
+			continue
+		}
+		if mac, err := net.ParseMAC(strings.ReplaceAll(s.Address, "-", ":")); err == nil && len(mac) == 6 {
+			v.MAC = mac.String()
+		} else if d.firstTime("badmac:" + s.Address) {
+			d.log.Warn("the HNS overlay network has an unparsable DrMacAddress; this node's VTEP is not published", "network", n.Name, "address", s.Address)
+		}
+	}
+	d.status.TunnelAddress, d.status.VTEPMAC = v.TunnelAddress, v.MAC
+	if v.MAC == "" {
+		if d.firstTime("nomac:" + n.ID) {
+			d.log.Warn("the HNS overlay network has no DrMacAddress policy; other nodes cannot reach this node's pods until it has one", "network", n.Name, "id", n.ID)
+		}
+		return
+	}
+	if v == d.vtep || d.opts.OnVTEP == nil {
+		return
+	}
+	d.vtep = v
+	d.opts.OnVTEP(v)
 }
 
 // localBlock returns this node's IPAM block (the lowest, if several: an HNS overlay network has one
@@ -501,7 +550,7 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 		acls, ok := cache[k]
 		if !ok {
 			var err error
-			acls, err = d.renderACLs(c, w, host, gapRules, out.sets)
+			acls, err = d.renderACLs(c, w, host, block, gapRules, out.sets)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("workload %s: %w", id, err))
 			}
@@ -516,6 +565,33 @@ func (d *Dataplane) render(n *hcn.Network, block netip.Prefix) (rendered, error)
 	d.status.Gaps = map[string]int{}
 	for kind, rules := range gapRules {
 		d.status.Gaps[kind] = len(rules)
+	}
+	for _, id := range sortedKeys(d.state.HostEndpoints) {
+		h := d.state.HostEndpoints[id]
+		// Policy for the host's own traffic (applyOnForward policy is only for traffic through it).
+		hostPolicy := len(h.Tiers)+len(h.UntrackedTiers)+len(h.PreDNATTiers)+len(h.ProfileIDs) > 0
+		if hostPolicy {
+			d.status.Gaps[gapHostEndpoint]++
+		}
+		if hostPolicy && d.firstTime("hep:"+id) {
+			d.log.Warn("host endpoint policy is not enforced on Windows: the host's own traffic crosses no HNS endpoint (protect the host with Windows Firewall); "+
+				"pods' traffic to the host follows DefaultEndpointToHostAction", "host_endpoint", id, "interface", h.InterfaceName)
+		}
+		if len(h.PreDNATTiers)+len(h.UntrackedTiers) > 0 {
+			d.status.Gaps[gapHostForward]++
+			if d.firstTime("hepfwd:" + id) {
+				d.log.Warn("host endpoint with preDNAT or doNotTrack policy on Windows: HNS cannot evaluate it, so pods' traffic through the host "+
+					"(to and from anything but this node's pods and the host) is denied in the directions it has policy for; select only Linux nodes with it",
+					"host_endpoint", id, "interface", h.InterfaceName)
+			}
+		}
+		if len(h.ForwardTiers) > 0 && h.InterfaceName != "*" {
+			d.status.Gaps[gapHostForwardWidened]++
+			if d.firstTime("hepfwdw:" + id) {
+				d.log.Warn("host endpoint with applyOnForward policy on a named interface on Windows: HNS cannot tell which interface traffic crosses, so the policy "+
+					"applies to all pods' traffic through the host", "host_endpoint", id, "interface", h.InterfaceName)
+			}
+		}
 	}
 	return out, errors.Join(errs...)
 }
@@ -574,19 +650,48 @@ func natPolicies(s *dpmodel.State, services []netip.Prefix, a netip.Addr) []hcn.
 // renderACLs renders both directions of a workload's policy. Inbound traffic from the host's own
 // addresses is allowed first, as on Linux where host → local pod traffic skips the pod's policy
 // (kubelet probes).
-func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []netip.Prefix, gapRules map[string]map[string]bool, sets map[string]bool) ([]hcn.EndpointPolicy, error) {
+func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []netip.Prefix, block netip.Prefix, gapRules map[string]map[string]bool, sets map[string]bool) ([]hcn.EndpointPolicy, error) {
 	var out []hcn.EndpointPolicy
 	var errs []error
+	// Everything but this node's pods and the host: where traffic crossing a host interface comes from
+	// or goes to (a superset: remote pods' traffic arrives through the VXLAN device).
+	outside := addrs{any: true}.minus(normNets(append([]netip.Prefix{block}, host...)))
+	fwdIn, fwdOut := d.hostForwardPolicy()
 	for _, ingress := range []bool{true, false} {
-		f := &flattener{c: c, stages: c.stages(w.Tiers, w.ProfileIDs, ingress)}
+		gates := d.forwardGates(c, ingress)
+		f := &flattener{c: c, stages: append(gates, c.stages(w.Tiers, w.ProfileIDs, ingress)...)}
 		dir := hcn.DirectionOut
+		if !ingress && d.endpointToHostDrop() {
+			// Felix's workload-to-host chain: the pod's egress policy, then DefaultEndpointToHostAction;
+			// Drop denies whatever the policy said, so the deny can come first.
+			toHost := anyCube
+			toHost.dst = addrs{nets: host}
+			f.add(entry{c: toHost, allow: false, rule: "tortie/endpoint-to-host-drop"})
+		}
+		through := anyCube // traffic through the host
+		if ingress {
+			through.src = outside
+		} else {
+			through.dst = outside
+		}
+		if !ingress && fwdOut {
+			f.add(entry{c: through, allow: false, rule: "tortie/host-endpoint-forward-egress"})
+		}
 		if ingress {
 			dir = hcn.DirectionIn
 			hostCube := anyCube
 			hostCube.src = addrs{nets: host}
 			f.add(entry{c: hostCube, allow: true, rule: "tortie/host-to-endpoint"})
+			if fwdIn {
+				f.add(entry{c: through, allow: false, rule: "tortie/host-endpoint-forward-ingress"})
+			}
 		}
-		f.flatten(0, anyCube)
+		if len(gates) > 0 {
+			// Traffic through the host: the host endpoints' forward policy, then the pod's. The
+			// sub-list covers all of it; the rest of the list sees only local pods and the host.
+			f.flatten(0, through)
+		}
+		f.flatten(len(gates), anyCube)
 		entries := f.out
 		var err error
 		var acls []hcn.ACLSetting
@@ -616,6 +721,66 @@ func (d *Dataplane) renderACLs(c *compiler, w dpmodel.WorkloadEndpoint, host []n
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// forwardGates returns the local host endpoints' applyOnForward tiers of one direction as gate stages to
+// put in front of a pod's: a packet through the host must be allowed by each host endpoint's forward
+// policy (in the order of their names) and then by the pod's, as Felix's FORWARD chain requires. Felix
+// applies a host endpoint's policy only to traffic crossing its interfaces; here every host endpoint's
+// applies to all traffic between the pod and anything but local pods and the host (more denies, never
+// fewer, except for a `*` host endpoint, whose interfaces are all of the host's).
+func (d *Dataplane) forwardGates(c *compiler, ingress bool) []stage {
+	var out []stage
+	var groups []int // where each host endpoint's stages end
+	for _, id := range sortedKeys(d.state.HostEndpoints) {
+		sts := c.stages(d.state.HostEndpoints[id].ForwardTiers, nil, ingress)
+		if len(sts) == 0 {
+			continue
+		}
+		for k := range sts {
+			sts[k].gate = true
+		}
+		sts[len(sts)-1].last = true
+		out = append(out, sts...)
+		groups = append(groups, len(out))
+	}
+	start := 0
+	for _, end := range groups {
+		for k := start; k < end; k++ {
+			out[k].allowTo = end
+		}
+		start = end
+	}
+	return out
+}
+
+// hostForwardPolicy reports whether a local host endpoint has policy HNS cannot evaluate for traffic
+// that crosses it on its way into (in: preDNAT or doNotTrack ingress policies) or out of (out:
+// doNotTrack egress policies) this node's pods: preDNAT policy matches the destination before the load
+// balancer rewrote it, and a doNotTrack Allow bypasses all other policy. Such traffic is denied: more than
+// Linux denies, never less (docs/dataplane-windows.md, "Host endpoints").
+func (d *Dataplane) hostForwardPolicy() (in, out bool) {
+	has := func(ts []dpmodel.TierInfo, ingress bool) bool {
+		for _, t := range ts {
+			if (ingress && len(t.Ingress) > 0) || (!ingress && len(t.Egress) > 0) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, h := range d.state.HostEndpoints {
+		in = in || has(h.PreDNATTiers, true) || has(h.UntrackedTiers, true)
+		out = out || has(h.UntrackedTiers, false)
+	}
+	return in, out
+}
+
+// endpointToHostDrop reports whether pods' traffic to the host is dropped (DefaultEndpointToHostAction
+// Drop, the default). Accept and Return leave it to the pod's egress policy: Return hands the packet to
+// the host's own rules, which on Windows are Windows Firewall's, not HNS's.
+func (d *Dataplane) endpointToHostDrop() bool {
+	a := d.state.Config.DefaultEndpointToHostAction
+	return a == "" || strings.EqualFold(a, "Drop")
 }
 
 // managed reports whether tortie owns an endpoint policy type (others, such as the CNI's

@@ -415,16 +415,19 @@ func TestGapsAreCounted(t *testing.T) {
 	r.pod("10.0.1.5")
 	pid := dpmodel.PolicyID{Tier: "default", Kind: "NetworkPolicy", Namespace: "default", Name: "p"}
 	r.update(
+		dpmodel.IPSetUpdate{ID: "np:sctp", Type: dpmodel.IPSetIPPort, Members: []dpmodel.Member{{Net: netip.MustParsePrefix("10.0.1.5/32"), Protocol: 132, Port: 80}}},
 		dpmodel.PolicyUpdate{ID: pid, Policy: dpmodel.Policy{Inbound: []dpmodel.Rule{
 			{Action: dpmodel.Log, ID: "p/in/0"},
 			{Action: dpmodel.Deny, Protocol: 1, ICMP: &dpmodel.ICMPMatch{Type: 8}, ID: "p/in/1"},
-			{Action: dpmodel.Allow, NotProtocol: 17, ID: "p/in/2"},
+			{Action: dpmodel.Allow, NotProtocol: 17, ID: "p/in/2"}, // exact: UDP goes on to p/in/3
 			{Action: dpmodel.Allow, Protocol: 6, ID: "p/in/3"},
+			{Action: dpmodel.Allow, Protocol: 132, DstPorts: []dpmodel.PortRange{{First: 80, Last: 80}}, ID: "p/in/4"},
+			{Action: dpmodel.Allow, Protocol: 6, NotDstNamedPortIPSetIDs: []string{"np:sctp"}, ID: "p/in/5"},
 		}}},
 		workload("a", "10.0.1.5", []dpmodel.TierInfo{{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{pid}}}),
 	)
 	r.apply()
-	want := map[string]int{gapLogSkipped: 1, gapDenyWidened: 1, gapAllowNarrowed: 1}
+	want := map[string]int{gapLogSkipped: 1, gapDenyWidened: 1, gapAllowNarrowed: 2}
 	if diff := cmp.Diff(want, r.dp.Status().Gaps); diff != "" {
 		t.Errorf("gaps (-want +got):\n%s", diff)
 	}
@@ -436,4 +439,192 @@ func TestGapsAreCounted(t *testing.T) {
 	if v := r.hns.Verdict(tcp(src, "10.0.1.5", 22)); !v.Allowed {
 		t.Errorf("TCP denied: %s", v.Reason)
 	}
+	// notProtocol is exact: UDP is not allowed by p/in/2 and nothing later allows it; GRE is.
+	if v := r.hns.Verdict(hcnfake.Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr("10.0.1.5"), Protocol: 17, SrcPort: 1, DstPort: 53}); v.Allowed {
+		t.Errorf("UDP allowed: %s", v.Reason)
+	}
+	if v := r.hns.Verdict(hcnfake.Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr("10.0.1.5"), Protocol: 47}); !v.Allowed {
+		t.Errorf("GRE denied: %s", v.Reason)
+	}
+}
+
+// drMAC returns the overlay network's DrMacAddress as HNS reports it, in Linux form.
+func (r *rig) drMAC() string {
+	r.t.Helper()
+	for _, p := range r.network(config.HNSOverlayNetwork).Policies {
+		if p.Type == hcn.NetworkPolicyDrMacAddress {
+			var s hcn.DrMacAddressSetting
+			if err := json.Unmarshal(p.Settings, &s); err != nil {
+				r.t.Fatal(err)
+			}
+			return strings.ToLower(strings.ReplaceAll(s.Address, "-", ":"))
+		}
+	}
+	r.t.Fatal("the overlay network has no DrMacAddress")
+	return ""
+}
+
+// TestVTEPReported: the VTEP (block's first address, the network's router MAC) is handed over once the
+// network exists, not again while it is unchanged, and again after a reboot recreates the network with
+// another router MAC and after the block changes.
+func TestVTEPReported(t *testing.T) {
+	var got []VTEP
+	r := newRig(t, hcnfake.Options{}, Options{OnVTEP: func(v VTEP) { got = append(got, v) }})
+	first := VTEP{TunnelAddress: netip.MustParseAddr("10.0.1.1"), MAC: r.drMAC()}
+	if diff := cmp.Diff([]VTEP{first}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Fatalf("VTEPs after the first Apply (-want +got):\n%s", diff)
+	}
+	if st := r.dp.Status(); st.VTEPMAC != first.MAC || st.TunnelAddress != first.TunnelAddress {
+		t.Errorf("Status VTEP %s %s, want %+v", st.TunnelAddress, st.VTEPMAC, first)
+	}
+	r.dp.QueueResync()
+	r.apply()
+	r.hns.Restart() // endpoints lost, the network (and its MAC) stays
+	r.dp.QueueResync()
+	r.apply()
+	if len(got) != 1 {
+		t.Fatalf("VTEP reported again although unchanged: %+v", got)
+	}
+
+	r.hns.Reboot()
+	r.dp.QueueResync()
+	r.apply()
+	second := VTEP{TunnelAddress: first.TunnelAddress, MAC: r.drMAC()}
+	if second.MAC == first.MAC {
+		t.Fatalf("the fake gave the recreated network the same router MAC %s; the test needs another", first.MAC)
+	}
+	r.update(dpmodel.RouteRemove{Dst: localBlock},
+		dpmodel.RouteUpdate{Dst: netip.MustParsePrefix("10.0.1.64/26"), Route: dpmodel.Route{Type: dpmodel.RouteLocalBlock, PoolCIDR: pool}})
+	r.apply()
+	third := VTEP{TunnelAddress: netip.MustParseAddr("10.0.1.65"), MAC: r.drMAC()}
+	if diff := cmp.Diff([]VTEP{first, second, third}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("VTEPs (-want +got):\n%s", diff)
+	}
+
+	// A handler set later gets the current VTEP at the next Apply.
+	var late []VTEP
+	r.dp.SetVTEPHandler(func(v VTEP) { late = append(late, v) })
+	r.dp.QueueResync()
+	r.apply()
+	if len(late) != 1 || late[0] != third {
+		t.Errorf("SetVTEPHandler: got %+v, want [%+v]", late, third)
+	}
+}
+
+// TestEndpointToHostAndHostEndpoints: DefaultEndpointToHostAction Drop (the default) denies pods'
+// traffic to the host's addresses even when their egress policy allows it, as Felix's workload-to-host
+// chain does; Accept and Return leave it to the policy. Host endpoint policy is counted as a gap (the
+// host's own traffic crosses no HNS endpoint) and changes no pod verdict.
+func TestEndpointToHostAndHostEndpoints(t *testing.T) {
+	allowAll := dpmodel.ProfileUpdate{ID: "allow-all", Profile: dpmodel.Profile{
+		Inbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "in"}}, Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "out"}}}}
+	host := "192.0.2.10" // the node's address and the fake's provider address
+	for _, tt := range []struct {
+		action string
+		toHost bool
+	}{{"", false}, {"Drop", false}, {"Accept", true}, {"Return", true}} {
+		t.Run("action="+tt.action, func(t *testing.T) {
+			r := newRig(t, hcnfake.Options{}, Options{})
+			r.pod("10.0.1.5")
+			r.update(allowAll, workload("a", "10.0.1.5", nil, "allow-all"),
+				dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "win1", VXLANEnabled: true, VXLANVNI: 4096, DefaultEndpointToHostAction: tt.action}})
+			r.apply()
+			if v := r.hns.Verdict(tcp("10.0.1.5", host, 10250)); v.Allowed != tt.toHost {
+				t.Errorf("pod -> host: allowed %t (%s), want %t", v.Allowed, v.Reason, tt.toHost)
+			}
+			if v := r.hns.Verdict(tcp("10.0.1.5", "10.0.2.5", 80)); !v.Allowed {
+				t.Errorf("pod -> remote pod: %s", v.Reason)
+			}
+			if v := r.hns.Verdict(tcp(host, "10.0.1.5", 8080)); !v.Allowed {
+				t.Errorf("host -> pod: %s", v.Reason)
+			}
+			if n := r.dp.Status().Gaps[gapHostEndpoint]; n != 0 {
+				t.Errorf("%d host endpoint gaps without host endpoints", n)
+			}
+		})
+	}
+
+	r := newRig(t, hcnfake.Options{}, Options{})
+	r.pod("10.0.1.5")
+	tier := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{{Tier: "default", Kind: "GlobalNetworkPolicy", Name: "host"}}}
+	r.update(allowAll, workload("a", "10.0.1.5", nil, "allow-all"),
+		dpmodel.PolicyUpdate{ID: tier.Ingress[0], Policy: dpmodel.Policy{Inbound: []dpmodel.Rule{{Action: dpmodel.Deny, ID: "deny"}}}},
+		dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", Tiers: []dpmodel.TierInfo{tier}}},
+		dpmodel.HostEndpointUpdate{ID: "win1-bare", Endpoint: dpmodel.HostEndpoint{InterfaceName: "eth1"}})
+	r.apply()
+	if n := r.dp.Status().Gaps[gapHostEndpoint]; n != 1 {
+		t.Errorf("%d host endpoint gaps, want 1 (the endpoint with policy)", n)
+	}
+	if v := r.hns.Verdict(tcp("10.0.1.5", "10.0.2.5", 80)); !v.Allowed {
+		t.Errorf("pod -> remote pod with a host endpoint: %s", v.Reason)
+	}
+	if r.dp.Status().Gaps[gapHostForward] != 0 {
+		t.Errorf("forward gap without forward policy: %v", r.dp.Status().Gaps)
+	}
+
+	// applyOnForward policy of a `*` host endpoint: traffic through the host needs its verdict and the
+	// pod's (Felix's FORWARD chain); traffic between local pods and to or from the host does not.
+	r.pod("10.0.1.6")
+	r.pod("10.0.1.7")
+	fwdID := dpmodel.PolicyID{Tier: "default", Kind: "GlobalNetworkPolicy", Name: "fwd"}
+	fwd := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{fwdID}, Egress: []dpmodel.PolicyID{fwdID}}
+	port := func(p uint16) []dpmodel.PortRange { return []dpmodel.PortRange{{First: p, Last: p}} }
+	deny80 := dpmodel.ProfileUpdate{ID: "deny-80", Profile: dpmodel.Profile{
+		Inbound:  []dpmodel.Rule{{Action: dpmodel.Deny, Protocol: 6, DstPorts: port(80), ID: "d80"}, {Action: dpmodel.Allow, ID: "rest"}},
+		Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "out"}}}}
+	r.update(deny80, workload("b", "10.0.1.6", nil, "allow-all"), workload("c", "10.0.1.7", nil, "deny-80"),
+		dpmodel.PolicyUpdate{ID: fwdID, Policy: dpmodel.Policy{
+			Inbound: []dpmodel.Rule{
+				{Action: dpmodel.Pass, Protocol: 6, DstPorts: port(443), ID: "fwd-pass"}, // nothing to pass to: deny
+				{Action: dpmodel.Allow, Protocol: 6, SrcNets: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}, ID: "fwd-in"},
+			},
+			Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, DstNets: []netip.Prefix{netip.MustParsePrefix("8.0.0.0/8")}, ID: "fwd-out"}},
+		}},
+		dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", Tiers: []dpmodel.TierInfo{tier}, ForwardTiers: []dpmodel.TierInfo{fwd}}})
+	r.apply()
+	check := func(src, dst string, p uint16, want bool) {
+		t.Helper()
+		if v := r.hns.Verdict(tcp(src, dst, p)); v.Allowed != want {
+			t.Errorf("%s -> %s:%d: allowed %t (%s), want %t", src, dst, p, v.Allowed, v.Reason, want)
+		}
+	}
+	check("10.0.2.5", "10.0.1.5", 80, true)   // both allow
+	check("10.0.2.5", "10.0.1.7", 80, false)  // the host endpoint allows, the pod denies
+	check("8.8.8.8", "10.0.1.5", 80, false)   // the pod allows, the host endpoint denies
+	check("10.0.2.5", "10.0.1.5", 443, false) // Pass with no further host endpoint tier
+	check("10.0.1.6", "10.0.1.5", 443, true)  // local: the pod's policy only
+	check(host, "10.0.1.5", 443, true)
+	check("10.0.1.5", "8.8.8.8", 80, true)
+	check("10.0.1.5", "10.0.2.5", 80, false)
+	check("10.0.1.5", "10.0.1.6", 80, true)
+	if g := r.dp.Status().Gaps; g[gapHostForward] != 0 || g[gapHostForwardWidened] != 0 || g[gapHostEndpoint] != 1 {
+		t.Errorf("gaps %v: a `*` host endpoint's forward policy is exact", g)
+	}
+
+	// A named interface: the same policy applied to all traffic through the host, counted.
+	r.update(dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "Ethernet0", ForwardTiers: []dpmodel.TierInfo{fwd}}})
+	r.apply()
+	check("10.0.2.5", "10.0.1.5", 80, true)
+	check("8.8.8.8", "10.0.1.5", 80, false)
+	if g := r.dp.Status().Gaps; g[gapHostForwardWidened] != 1 {
+		t.Errorf("gaps %v, want the named interface's forward policy counted as widened", g)
+	}
+
+	// preDNAT policy cannot be evaluated (it sees the destination before the load balancer): traffic
+	// into the pods through the host is denied; egress keeps the forward policy.
+	pre := dpmodel.TierInfo{Name: "default", DefaultAction: dpmodel.Deny, Ingress: []dpmodel.PolicyID{tier.Ingress[0]}}
+	r.update(dpmodel.HostEndpointUpdate{ID: "win1-eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", PreDNATTiers: []dpmodel.TierInfo{pre}, ForwardTiers: []dpmodel.TierInfo{fwd}}})
+	r.apply()
+	check("10.0.2.5", "10.0.1.5", 80, false)
+	check("10.0.1.6", "10.0.1.5", 80, true)
+	check("10.0.1.5", "8.8.8.8", 80, true)
+	if g := r.dp.Status().Gaps; g[gapHostForward] != 1 {
+		t.Errorf("gaps %v, want the preDNAT host endpoint counted", g)
+	}
+
+	// Removed: back to the pods' policy alone.
+	r.update(dpmodel.HostEndpointRemove{ID: "win1-eth0"})
+	r.apply()
+	check("8.8.8.8", "10.0.1.5", 80, true)
+	check("10.0.1.5", "10.0.2.5", 80, true)
 }

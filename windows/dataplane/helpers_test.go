@@ -249,6 +249,49 @@ func refAllows(s *dpmodel.State, w dpmodel.WorkloadEndpoint, ingress bool, p pkt
 	return false
 }
 
+// refGate evaluates a host endpoint's forward tiers for a packet through the host: Allow and Deny
+// decide, Pass skips to the next tier; passing beyond the last tier (a Pass rule or a Pass default)
+// denies; with no tier that has policies in that direction the host endpoint does not restrict.
+func refGate(s *dpmodel.State, tiers []dpmodel.TierInfo, ingress bool, p pkt) (allowed, restricted bool) {
+	for _, t := range tiers {
+		ids := t.Egress
+		if ingress {
+			ids = t.Ingress
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		restricted = true
+		passed := false
+	tier:
+		for _, id := range ids {
+			pol := s.Policies[id]
+			rules := pol.Outbound
+			if ingress {
+				rules = pol.Inbound
+			}
+			for i := range rules {
+				if !ruleMatches(s, &rules[i], p) {
+					continue
+				}
+				switch rules[i].Action {
+				case dpmodel.Allow:
+					return true, true
+				case dpmodel.Deny:
+					return false, true
+				case dpmodel.Pass:
+					passed = true
+					break tier
+				}
+			}
+		}
+		if !passed && t.DefaultAction != dpmodel.Pass {
+			return false, true
+		}
+	}
+	return !restricted, restricted
+}
+
 func (p pkt) String() string {
 	return fmt.Sprintf("%s:%d -> %s:%d proto %d icmp %d", p.src, p.srcPort, p.dst, p.dstPort, p.proto, p.icmpType)
 }

@@ -21,7 +21,8 @@ func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 // genState returns random sets, policies, profiles and the workloads of locals.
 func genState(r *rand.Rand) []dpmodel.Update {
 	all := append(append([]string{}, locals...), nonLocals...)
-	var us []dpmodel.Update
+	us := []dpmodel.Update{dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "win1", VXLANEnabled: true, VXLANVNI: 4096, VXLANPort: 4789,
+		DefaultEndpointToHostAction: pick(r, []string{"", "Drop", "Accept", "Return"})}}}
 	netSets := []string{"s:a", "s:b", "s:c"}
 	for _, id := range netSets {
 		var ms []dpmodel.Member
@@ -80,6 +81,10 @@ func genState(r *rand.Rand) []dpmodel.Update {
 						ru.DstPorts = []dpmodel.PortRange{{First: 443, Last: 443}}
 					}
 				}
+			case 4:
+				if ru.Protocol == 6 {
+					ru.NotDstNamedPortIPSetIDs = []string{"n:http"}
+				}
 			}
 		}
 		switch r.IntN(12) {
@@ -117,6 +122,16 @@ func genState(r *rand.Rand) []dpmodel.Update {
 			}
 		}
 		tiers = append(tiers, ti)
+	}
+	if r.IntN(3) == 0 {
+		// A `*` host endpoint with applyOnForward policy: traffic through the host needs it too.
+		var fwd []dpmodel.TierInfo
+		for _, t := range tiers {
+			if r.IntN(2) == 0 {
+				fwd = append(fwd, t)
+			}
+		}
+		us = append(us, dpmodel.HostEndpointUpdate{ID: "win1-all", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", ForwardTiers: fwd}})
 	}
 	us = append(us, dpmodel.ProfileUpdate{ID: "kns.default", Profile: dpmodel.Profile{Inbound: rules("kns/in"), Outbound: rules("kns/out")}})
 	us = append(us, dpmodel.ProfileUpdate{ID: "allow-all", Profile: dpmodel.Profile{
@@ -158,7 +173,7 @@ func packets() []pkt {
 	return out
 }
 
-// TestRandomPolicyParity: for random policy states, every packet's verdict through this dataplane's
+// TestRandomPolicyParity: for random policy states (and DefaultEndpointToHostAction), every packet's verdict through this dataplane's
 // ACLs on the fake HNS equals the reference evaluator's when every rule is expressible, and is never
 // more permissive when some are not.
 func TestRandomPolicyParity(t *testing.T) {
@@ -174,7 +189,7 @@ func TestRandomPolicyParity(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
-			exactStates, checked := 0, 0
+			exactStates, checked, throughAllowed := 0, 0, 0
 			for seed := range mode.seeds {
 				r := rand.New(rand.NewPCG(seed, 7))
 				rg := newRig(t, mode.h, mode.o)
@@ -195,7 +210,31 @@ func TestRandomPolicyParity(t *testing.T) {
 				}
 				s := rg.dp.state
 				for _, p := range packets() {
-					want := true
+					// Felix's workload-to-host chain: egress policy, then DefaultEndpointToHostAction
+					// (Drop by default) for packets to the host's addresses.
+					a := s.Config.DefaultEndpointToHostAction
+					dropped := p.dst.String() == "192.0.2.10" && localBlock.Contains(p.src) && (a == "" || a == "Drop")
+					want := !dropped
+					// Through the host (between a local pod and anything but local pods and the host):
+					// the host endpoints' forward policy must allow too.
+					local := func(a netip.Addr) bool { return localBlock.Contains(a) || a.String() == "192.0.2.10" }
+					gated := false
+					for _, h := range s.HostEndpoints {
+						for _, in := range []bool{true, false} {
+							to, from := p.dst, p.src
+							if !in {
+								to, from = p.src, p.dst
+							}
+							if !localBlock.Contains(to) || local(from) {
+								continue
+							}
+							allowed, restricted := refGate(s, h.ForwardTiers, in, p)
+							gated = gated || restricted
+							if !allowed {
+								want = false
+							}
+						}
+					}
 					for _, w := range s.Workloads {
 						if w.IPv4Nets[0].Addr() == p.src && !refAllows(s, w, false, p) {
 							want = false
@@ -206,6 +245,9 @@ func TestRandomPolicyParity(t *testing.T) {
 					}
 					v := rg.hns.Verdict(hcnfake.Packet{Src: p.src, Dst: p.dst, Protocol: p.proto, SrcPort: p.srcPort, DstPort: p.dstPort})
 					checked++
+					if exact && want && gated {
+						throughAllowed++
+					}
 					switch {
 					case v.Allowed && !want:
 						t.Fatalf("seed %d: %+v: HNS allows (%s), the reference denies: fail-open", seed, p, v.Reason)
@@ -214,7 +256,11 @@ func TestRandomPolicyParity(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%d packets checked; %d of %d states rendered exactly", checked, exactStates, mode.seeds)
+			t.Logf("%d packets checked; %d of %d states rendered exactly; %d allowed through a host endpoint's forward policy in them",
+				checked, exactStates, mode.seeds, throughAllowed)
+			if throughAllowed == 0 {
+				t.Error("no exact state allowed traffic through a host endpoint's forward policy: the generator no longer exercises it")
+			}
 			if exactStates < int(mode.seeds)/5 {
 				t.Errorf("only %d states were exact: the generator no longer exercises exact parity", exactStates)
 			}

@@ -631,28 +631,7 @@ func mustMAC(t *testing.T, s string) []byte {
 	return m
 }
 
-func TestWindowsNodeReservesBlockAddresses(t *testing.T) {
-	be := memory.New()
-	o := testOptions(t, be, map[string]string{"CALICO_IPV4POOL_CIDR": "10.90.0.0/16", "CALICO_IPV4POOL_VXLAN": "Always"})
-	o.GOOS = "windows"
-	res := run(t, o)
-	a := netip.MustParseAddr(getNode(t, be, "node-1").Spec.IPv4VXLANTunnelAddr)
-	block := netip.PrefixFrom(a, 26).Masked()
-	ord := a.As4()[3] - block.Addr().As4()[3]
-	if ord < 3 || ord == 63 {
-		t.Errorf("Windows tunnel address %s is ordinal %d of %s: the first three and the last are reserved", a, ord, block)
-	}
-	alloc, err := ipam.New(be).GetAssignmentAttributes(t.Context(), block.Addr().Next())
-	if err != nil || alloc.Handle != ipam.WindowsReservedHandle {
-		t.Errorf("%s: %+v, %v; want it reserved for Windows", block.Addr().Next(), alloc, err)
-	}
-	if ci := getObj[*api.ClusterInformation](t, be, api.KindClusterInformation, "default"); ci.Spec.ClusterType != "win" {
-		t.Errorf("clusterType %q, want win", ci.Spec.ClusterType)
-	}
-	if res.Pools[1].Action != PoolIPv6Unsupported {
-		t.Errorf("IPv6 pool action %s", res.Pools[1].Action)
-	}
-}
+// TestWindowsNode* (Windows nodes' VXLAN tunnel endpoint) are in windows_test.go.
 
 func TestDefaultIPv6Support(t *testing.T) {
 	o, err := Options{Backend: memory.New(), GOOS: "windows"}.withDefaults()

@@ -148,7 +148,7 @@ func (s *starter) ensureTunnelAddrs(ctx context.Context) (err error) {
 			return
 		}
 		for _, h := range assigned {
-			if rerr := ic.ReleaseByHandle(context.WithoutCancel(ctx), h); rerr != nil {
+			if rerr := ic.ReleaseByHandle(context.WithoutCancel(ctx), h); rerr != nil && !errors.Is(rerr, ipam.ErrHandleNotFound) {
 				s.log.Error("could not release a tunnel address after a failed startup", "handle", h, "error", rerr)
 			}
 		}
@@ -166,8 +166,9 @@ func (s *starter) ensureTunnelAddrs(ctx context.Context) (err error) {
 		for _, c := range cidrs {
 			tr.Pools = append(tr.Pools, c.String())
 		}
+		ensure, release := s.tunnelFuncs(k) // windows.go: a Windows node's VXLAN address is its block's gateway
 		if len(cidrs) > 0 {
-			addr, action, err := s.ensureTunnelAddr(ctx, ic, k, handle, cidrs, cur)
+			addr, action, err := ensure(ctx, ic, k, handle, cidrs, cur)
 			if err != nil {
 				return err
 			}
@@ -176,7 +177,7 @@ func (s *starter) ensureTunnelAddrs(ctx context.Context) (err error) {
 			}
 			desired[k.attrType], tr.Address, tr.Action = addr, addr, action
 		} else {
-			if err := s.releaseTunnelAddr(ctx, ic, k, handle, cur); err != nil {
+			if err := release(ctx, ic, k, handle, cur); err != nil {
 				return err
 			}
 			desired[k.attrType], tr.Action = "", TunnelNone
@@ -204,7 +205,7 @@ func (s *starter) ensureTunnelAddrs(ctx context.Context) (err error) {
 				k.set(n, desired[k.attrType])
 			}
 		}
-		if n.Spec.IPv4VXLANTunnelAddr != "" && !validMAC(n.Spec.VXLANTunnelMACAddr) {
+		if n.Spec.IPv4VXLANTunnelAddr != "" && !validMAC(n.Spec.VXLANTunnelMACAddr) && s.o.GOOS != "windows" { // Windows: PublishWindowsVTEP
 			n.Spec.VXLANTunnelMACAddr = mac4
 		}
 		if n.Spec.IPv6VXLANTunnelAddr != "" && !validMAC(n.Spec.VXLANTunnelMACAddrV6) {
