@@ -14,7 +14,7 @@
 //   - Retry: an Apply that failed part-way, retried with later updates recorded in between, converges;
 //   - Cleanup: leaves an empty host, and is idempotent.
 //
-// Cases: policy truth tables (which packets each state allows) come with the calculation (common/calc).
-// They plug in through Options.Cases and Instance.Verdict: each Case programs its updates and asks the
-// dataplane's Verdict for each packet. A dataplane without a Verdict skips them.
+// Policy truth tables (which packets each state allows) are a separate suite, platform/dptest/policy,
+// which every dataplane also runs with its own verdict (real packets on Linux, the fake HNS's ACL
+// evaluator on Windows).
 package dptest

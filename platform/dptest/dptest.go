@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"testing"
 
 	"github.com/tortie-net/tortie/common/dpmodel"
@@ -28,65 +27,10 @@ type Instance struct {
 	Drift func(ctx context.Context, r *rand.Rand) error
 	// FailNextApply makes the next Apply fail part-way. nil skips the Retry check.
 	FailNextApply func()
-	// Verdict says what the programmed host does with a packet; nil skips the Cases.
-	Verdict func(ctx context.Context, p Packet) (Verdict, error)
 }
 
 // Factory builds a fresh Instance; cleanup goes through t.Cleanup.
 type Factory func(t *testing.T) Instance
-
-// Packet is one packet for a policy case: from Src to Dst, seen at the local endpoint Endpoint in
-// Direction. Ports are 0 for protocols without them.
-type Packet struct {
-	Endpoint  dpmodel.WorkloadEndpointID
-	Direction Direction
-	Src, Dst  netip.Addr
-	Protocol  uint8
-	SrcPort   uint16
-	DstPort   uint16
-	ICMPType  uint8
-	ICMPCode  uint8
-}
-
-// Direction is relative to the endpoint.
-type Direction int
-
-const (
-	Ingress Direction = iota + 1
-	Egress
-)
-
-// Verdict is what the dataplane does with a packet.
-type Verdict int
-
-const (
-	Allowed Verdict = iota + 1
-	Denied
-)
-
-func (v Verdict) String() string {
-	switch v {
-	case Allowed:
-		return "Allowed"
-	case Denied:
-		return "Denied"
-	}
-	return fmt.Sprintf("Verdict(%d)", int(v))
-}
-
-// Case is one policy truth table: a state (as contract-respecting updates from empty) and the verdict
-// expected for each packet.
-type Case struct {
-	Name    string
-	Updates []dpmodel.Update
-	Expect  []Expectation
-}
-
-// Expectation is one row of a truth table.
-type Expectation struct {
-	Packet Packet
-	Want   Verdict
-}
 
 // Options tune Run.
 type Options struct {
@@ -94,8 +38,6 @@ type Options struct {
 	Sequences, StatesPerSequence int
 	// Random builds the random states (default RandomState).
 	Random func(r *rand.Rand) *dpmodel.State
-	// Cases are the policy truth tables run when the Instance has a Verdict.
-	Cases []Case
 }
 
 // Run runs the conformance suite against the dataplanes the factory builds.
@@ -119,7 +61,6 @@ func Run(t *testing.T, f Factory, opts ...Options) {
 	t.Run("Resync", func(t *testing.T) { testResync(t, f, o) })
 	t.Run("Retry", func(t *testing.T) { testRetry(t, f, o) })
 	t.Run("Cleanup", func(t *testing.T) { testCleanup(t, f, o) })
-	t.Run("Cases", func(t *testing.T) { testCases(t, f, o) })
 }
 
 // program sends the updates that turn from into to, and applies them.
@@ -263,34 +204,5 @@ func testCleanup(t *testing.T, f Factory, o Options) {
 		if snap := got.Snapshot(); len(snap) > 0 {
 			t.Fatalf("after Cleanup %d the host still holds %v", i+1, kinds(snap))
 		}
-	}
-}
-
-func testCases(t *testing.T, f Factory, o Options) {
-	if len(o.Cases) == 0 {
-		t.Skip("no cases plugged in (they come with common/calc)")
-	}
-	for _, c := range o.Cases {
-		t.Run(c.Name, func(t *testing.T) {
-			inst := f(t)
-			if inst.Verdict == nil {
-				t.Skip("the dataplane has no Verdict")
-			}
-			for _, u := range c.Updates {
-				inst.Dataplane.OnUpdate(u)
-			}
-			if err := inst.Dataplane.Apply(t.Context()); err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			for i, e := range c.Expect {
-				got, err := inst.Verdict(t.Context(), e.Packet)
-				if err != nil {
-					t.Fatalf("packet %d (%+v): %v", i, e.Packet, err)
-				}
-				if got != e.Want {
-					t.Errorf("packet %d (%+v): %v, want %v", i, e.Packet, got, e.Want)
-				}
-			}
-		})
 	}
 }
