@@ -394,3 +394,14 @@ type API interface {
 	AddNamespaceEndpoint(ctx context.Context, namespaceID, endpointID string) error
 	RemoveNamespaceEndpoint(ctx context.Context, namespaceID, endpointID string) error
 }
+
+// ContainerAPI is the Docker flow's calls (HNS v1 through HCS): a pod's infra container is created
+// without networking and the CNI hot-attaches the pod's endpoint to it. containerd's flow uses
+// namespaces (API.AddNamespaceEndpoint) instead. Implemented by New's value on every OS and by
+// windows/hcnfake.
+type ContainerAPI interface {
+	// HotAttachEndpoint attaches an endpoint to a running container; attaching it again is success.
+	HotAttachEndpoint(ctx context.Context, containerID, endpointID string) error
+	// HotDetachEndpoint detaches it; an endpoint not attached to the container is success.
+	HotDetachEndpoint(ctx context.Context, containerID, endpointID string) error
+}
