@@ -53,8 +53,13 @@ type Plugin struct {
 	// Hints remembers the IPAM blocks of the node's last allocation (nil: none), so that ADD reads
 	// its block with IPAM's other first reads.
 	Hints BlockHints
-	Log   *slog.Logger
-	Now   func() time.Time
+	// HostReserved reserves addresses in every block this node claims, and MaxBlocksPerHost (> 0)
+	// caps the node's blocks: Windows passes ipam.WindowsHostReserved() and 1, because its HNS
+	// overlay network holds one block and keeps that block's first three and last addresses.
+	HostReserved     *ipam.HostReservedAttr
+	MaxBlocksPerHost int
+	Log              *slog.Logger
+	Now              func() time.Time
 
 	Timeout, LockTimeout, StatusTimeout time.Duration
 }
@@ -416,6 +421,9 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 		IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools,
 		IntendedUse: api.IPPoolAllowedUseWorkload,
 		Prefetch:    pre,
+
+		HostReservedAttrIPv4s: p.HostReserved,
+		MaxBlocksPerHost:      p.MaxBlocksPerHost,
 	}
 	if p.Conf.IPAM.AssignIPv4 {
 		aa.Num4 = 1

@@ -81,7 +81,16 @@ type Endpoint struct {
 	IpConfigurations     []IPConfig       `json:",omitempty"` //nolint:revive // HNS's field name
 	Routes               []Route          `json:",omitempty"`
 	MacAddress           string           `json:",omitempty"`
+	Dns                  *DNS             `json:",omitempty"` //nolint:revive // HNS's field name
 	Flags                EndpointFlags    `json:",omitempty"`
+}
+
+// DNS is an endpoint's resolver configuration (hcn.Dns), which HNS gives the container.
+type DNS struct {
+	Domain     string   `json:",omitempty"`
+	Search     []string `json:",omitempty"`
+	ServerList []string `json:",omitempty"`
+	Options    []string `json:",omitempty"`
 }
 
 // NamespaceType is an HNS namespace's type.
