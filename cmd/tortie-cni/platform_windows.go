@@ -6,8 +6,8 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/tortie-net/tortie/common/cni"
-	"github.com/tortie-net/tortie/windows/hcn"
 	wcni "github.com/tortie-net/tortie/windows/cni"
+	"github.com/tortie-net/tortie/windows/hcn"
 )
 
 func platformSupported() error { return nil }

@@ -126,8 +126,8 @@ func newWinRig(t *testing.T, extra map[string]any) *winRig {
 		"nodename": winNode, "nodename_file_optional": true, "mtu": 1450,
 		"ipam_lock_file": filepath.Join(t.TempDir(), "ipam.lock"),
 		"log_level":      "debug", "log_file_path": filepath.Join(r.logDir, "cni.log"),
-		"ipam":           map[string]any{"type": "tortie-ipam"},
-		"dns":            map[string]any{"nameservers": []string{"10.96.0.10"}, "search": []string{"svc.cluster.local"}},
+		"ipam": map[string]any{"type": "tortie-ipam"},
+		"dns":  map[string]any{"nameservers": []string{"10.96.0.10"}, "search": []string{"svc.cluster.local"}},
 		"policies": []any{
 			map[string]any{"Name": "EndpointPolicy", "Value": map[string]any{"Type": "OutBoundNAT", "ExceptionList": []string{winService}}},
 			map[string]any{"Name": "EndpointPolicy", "Value": map[string]any{"Type": "SDNROUTE", "DestinationPrefix": winService, "NeedEncap": true}},

@@ -147,7 +147,9 @@ func (p *PodNetwork) mac(a netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{p.Conf.MACPrefix[0], p.Conf.MACPrefix[1], b[0], b[1], b[2], b[3]}
 }
 
-func hnsMAC(m net.HardwareAddr) string { return strings.ToUpper(strings.ReplaceAll(m.String(), ":", "-")) }
+func hnsMAC(m net.HardwareAddr) string {
+	return strings.ToUpper(strings.ReplaceAll(m.String(), ":", "-"))
+}
 
 // podAddress returns the one IPv4 address of a request: the overlay carries IPv4 only.
 func podAddress(addrs []netip.Prefix) (netip.Addr, error) {
