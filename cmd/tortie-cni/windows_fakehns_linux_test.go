@@ -410,7 +410,7 @@ func TestWindowsCNIContainerd(t *testing.T) {
 	if diff := cmp.Diff([]hcn.IPConfig{{IpAddress: a.String(), PrefixLength: uint8(blk.Bits())}}, e.IpConfigurations); diff != "" {
 		t.Errorf("endpoint addresses (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(&hcn.DNS{ServerList: []string{"10.96.0.10"}, Search: []string{"svc.cluster.local"}}, e.Dns); diff != "" {
+	if diff := cmp.Diff(hcn.DNS{ServerList: []string{"10.96.0.10"}, Search: []string{"svc.cluster.local"}}, e.Dns); diff != "" {
 		t.Errorf("endpoint DNS (-want +got):\n%s", diff)
 	}
 	var types []hcn.EndpointPolicyType

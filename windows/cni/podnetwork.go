@@ -239,9 +239,12 @@ func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (_
 		mac = p.mac(a)
 	}
 	want := &hcn.Endpoint{
-		Name: name, HostComputeNetwork: n.ID, MacAddress: hnsMAC(mac), Dns: p.Conf.DNS, Policies: pols,
+		Name: name, HostComputeNetwork: n.ID, MacAddress: hnsMAC(mac), Policies: pols,
 		IpConfigurations: []hcn.IPConfig{{IpAddress: a.String(), PrefixLength: uint8(subnet.Bits())}},
 		Routes:           []hcn.Route{{NextHop: gw.String(), DestinationPrefix: "0.0.0.0/0"}},
+	}
+	if p.Conf.DNS != nil {
+		want.Dns = *p.Conf.DNS
 	}
 	ep, err := p.API.CreateEndpoint(ctx, want)
 	if err != nil {

@@ -81,7 +81,7 @@ type Endpoint struct {
 	IpConfigurations     []IPConfig       `json:",omitempty"` //nolint:revive // HNS's field name
 	Routes               []Route          `json:",omitempty"`
 	MacAddress           string           `json:",omitempty"`
-	Dns                  *DNS             `json:",omitempty"` //nolint:revive // HNS's field name
+	Dns                  DNS              `json:",omitzero"` //nolint:revive // HNS's field name
 	Flags                EndpointFlags    `json:",omitempty"`
 }
 
