@@ -450,6 +450,32 @@ func TestWindowsCNIContainerd(t *testing.T) {
 	if r.endpoint(p) == nil {
 		t.Fatal("the agent deleted the pod's attached endpoint")
 	}
+	// Once the agent knows the workload (a profile allowing all inbound), its policy replaces the CNI's
+	// default deny in one call, and the CNI's ProviderAddress, NAT and route stay.
+	r.agent.OnUpdate(dpmodel.ProfileUpdate{ID: "kns.default", Profile: dpmodel.Profile{
+		Inbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "kns/in/0"}}, Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "kns/out/0"}}}})
+	r.agent.OnUpdate(dpmodel.WorkloadEndpointUpdate{ID: dpmodel.WorkloadEndpointID{Namespace: "default", Name: p.name}, Endpoint: dpmodel.WorkloadEndpoint{
+		Pod: p.name, InterfaceName: name, IPv4Nets: []netip.Prefix{netip.PrefixFrom(a, 32)}, ProfileIDs: []string{"kns.default"}}})
+	r.hns.ResetCalls()
+	if err := r.agent.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.hns.Calls()["ApplyEndpointPolicy"]; n != 1 {
+		t.Errorf("the agent made %d ApplyEndpointPolicy calls, want 1", n)
+	}
+	if v := r.hns.Verdict(hcnfake.Packet{Src: host, Dst: a, Protocol: 6, DstPort: 80}); !v.Allowed {
+		t.Errorf("inbound after the agent's policy: %+v, want allowed by the profile", v)
+	}
+	types = nil
+	for _, pol := range r.endpoint(p).Policies {
+		if len(types) == 0 || types[len(types)-1] != pol.Type {
+			types = append(types, pol.Type)
+		}
+	}
+	wantTypes = []hcn.EndpointPolicyType{hcn.EndpointPolicyProviderAddress, hcn.EndpointPolicyEncapOverhead, hcn.EndpointPolicyOutBoundNAT, hcn.EndpointPolicySDNRoute, hcn.EndpointPolicyACL}
+	if diff := cmp.Diff(wantTypes, types); diff != "" {
+		t.Errorf("endpoint policy types after the agent's pass (-want +got):\n%s", diff)
+	}
 
 	if err := r.cni.CheckNetworkList(ctx, r.list, p.rt()); err != nil {
 		t.Errorf("CHECK: %v", err)
