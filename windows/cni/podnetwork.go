@@ -246,9 +246,32 @@ func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (_
 	if p.Conf.DNS != nil {
 		want.Dns = *p.Conf.DNS
 	}
+	// The agent deletes endpoints that are neither attached nor a known workload's; between create and
+	// attach ours is both, for a moment. If it was deleted in that moment, create it once more.
+	for attempt := 0; ; attempt++ {
+		err = p.createAndAttach(ctx, want, fl, req.NetNS)
+		if err == nil || attempt > 0 || !errors.Is(err, errEndpointVanished) {
+			break
+		}
+		p.log().Info("the new HNS endpoint vanished before it was attached (the agent took it for a leak); creating it again", "endpoint", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &cnicore.InterfaceResult{
+		HostIfName: name, ContainerMAC: mac, SandboxPath: req.NetNS,
+		Addresses: []netip.Prefix{netip.PrefixFrom(a, 32)}, GatewayV4: gw,
+	}, nil
+}
+
+// errEndpointVanished marks an attach that failed because the endpoint just created no longer exists.
+var errEndpointVanished = errors.New("the endpoint no longer exists")
+
+// createAndAttach creates want and attaches it; on error it deletes what it created.
+func (p *PodNetwork) createAndAttach(ctx context.Context, want *hcn.Endpoint, fl flow, netns string) (err error) {
 	ep, err := p.API.CreateEndpoint(ctx, want)
 	if err != nil {
-		return nil, fmt.Errorf("creating the HNS endpoint %s for %s in network %s: %w", name, a, n.Name, err)
+		return fmt.Errorf("creating the HNS endpoint %s for %s in network %s: %w", want.Name, want.IpConfigurations[0].IpAddress, p.network(), err)
 	}
 	defer func() {
 		if err == nil {
@@ -256,21 +279,24 @@ func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (_
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
+		if _, gerr := p.API.GetEndpointByID(cctx, ep.ID); hcn.IsNotFound(gerr) {
+			err = fmt.Errorf("%w (%w)", err, errEndpointVanished)
+			return
+		}
 		if derr := p.API.DeleteEndpoint(cctx, ep.ID); derr != nil && !hcn.IsNotFound(derr) {
 			err = fmt.Errorf("%w; deleting the endpoint again also failed, it may be left behind: %w", err, derr)
 		}
 	}()
 	if fl.docker {
 		if err := p.Containers.HotAttachEndpoint(ctx, p.ContainerID, ep.ID); err != nil {
-			return nil, fmt.Errorf("attaching the HNS endpoint %s (%s) to container %s: %w", name, ep.ID, p.ContainerID, err)
+			return fmt.Errorf("attaching the HNS endpoint %s (%s) to container %s: %w", want.Name, ep.ID, p.ContainerID, err)
 		}
-	} else if err := p.API.AddNamespaceEndpoint(ctx, fl.namespace, ep.ID); err != nil {
-		return nil, fmt.Errorf("attaching the HNS endpoint %s (%s) to namespace %s: %w", name, ep.ID, fl.namespace, err)
+		return nil
 	}
-	return &cnicore.InterfaceResult{
-		HostIfName: name, ContainerMAC: mac, SandboxPath: req.NetNS,
-		Addresses: []netip.Prefix{netip.PrefixFrom(a, 32)}, GatewayV4: gw,
-	}, nil
+	if err := p.API.AddNamespaceEndpoint(ctx, fl.namespace, ep.ID); err != nil {
+		return fmt.Errorf("attaching the HNS endpoint %s (%s) to namespace %s (CNI_NETNS %s): %w", want.Name, ep.ID, fl.namespace, netns, err)
+	}
+	return nil
 }
 
 // cleanupTimeout bounds the removal of a half-created endpoint after the command's deadline.

@@ -288,3 +288,50 @@ func TestParseConf(t *testing.T) {
 		})
 	}
 }
+
+// racingAgent is HNS with an agent that deletes a new endpoint before the CNI attaches it (it was
+// neither attached nor a known workload's), times times.
+type racingAgent struct {
+	*hcnfake.HNS
+	times int
+}
+
+func (r *racingAgent) AddNamespaceEndpoint(ctx context.Context, ns, ep string) error {
+	if r.times > 0 {
+		r.times--
+		if err := r.DeleteEndpoint(ctx, ep); err != nil {
+			return err
+		}
+	}
+	return r.HNS.AddNamespaceEndpoint(ctx, ns, ep)
+}
+
+// TestSetupEndpointVanishes: an endpoint the agent deletes between create and attach is created once
+// more; if it vanishes again, Setup fails and leaves nothing.
+func TestSetupEndpointVanishes(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		times int
+		ok    bool
+	}{{1, true}, {2, false}} {
+		h := node(t)
+		pn := podNet(h, "c1", true)
+		pn.API = &racingAgent{HNS: h, times: tc.times}
+		ns := namespace(t, h)
+		_, err := pn.Setup(ctx, request(ns, "10.0.1.7/32"))
+		if (err == nil) != tc.ok {
+			t.Fatalf("vanishing %d times: Setup error %v, want success %v", tc.times, err, tc.ok)
+		}
+		eps, _ := h.ListEndpoints(ctx)
+		if tc.ok && (len(eps) != 1 || eps[0].HostComputeNamespace != ns) {
+			t.Errorf("endpoints %+v, want one attached to %s", eps, ns)
+		}
+		if !tc.ok && len(eps) != 0 {
+			t.Errorf("endpoints after a failed Setup: %+v", eps)
+		}
+		if n := h.Calls()["CreateEndpoint"]; n != 2 {
+			t.Errorf("CreateEndpoint called %d times, want 2 (one retry)", n)
+		}
+	}
+}
+
