@@ -334,4 +334,3 @@ func TestSetupEndpointVanishes(t *testing.T) {
 		}
 	}
 }
-
