@@ -526,6 +526,21 @@ func TestWindowsCNIDocker(t *testing.T) {
 	if res.Interfaces[1].Sandbox != "none" {
 		t.Errorf("sandbox %q", res.Interfaces[1].Sandbox)
 	}
+	// dockershim and cri-dockerd repeat ADD to learn a running pod's address: the same answer, and
+	// nothing allocated or created again.
+	again, err := r.add(p)
+	if err != nil {
+		t.Fatalf("repeated ADD: %v", err)
+	}
+	if diff := cmp.Diff(res, again); diff != "" {
+		t.Errorf("repeated ADD's result (-first +again):\n%s", diff)
+	}
+	if al := r.podAllocations(); len(al) != 1 || len(al["k8s-pod-network."+p.containerID]) != 1 {
+		t.Errorf("allocations after the repeated ADD: %v", al)
+	}
+	if again := r.endpoint(p); again == nil || again.ID != e.ID || len(r.endpoints()) != 1 {
+		t.Errorf("endpoints after the repeated ADD: %+v, want only %s", r.endpoints(), e.ID)
+	}
 	if err := r.cni.CheckNetworkList(ctx, r.list, p.rt()); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}

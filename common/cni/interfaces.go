@@ -41,6 +41,14 @@ type PodNetworkStatus interface {
 	Status(ctx context.Context) error
 }
 
+// PodNetworkExisting is implemented by a PodNetwork whose runtime repeats ADD for a sandbox that is
+// already set up (dockershim and cri-dockerd on Windows run ADD again to learn a running pod's address).
+// Existing returns what the earlier ADD built, or nil when there is nothing to reuse; Add then answers
+// with it, without allocating or plumbing again, when the addresses are still the container's.
+type PodNetworkExisting interface {
+	Existing(ctx context.Context, req InterfaceRequest) (*InterfaceResult, error)
+}
+
 // InterfaceRequest describes one pod interface.
 type InterfaceRequest struct {
 	NetNS           string

@@ -45,9 +45,10 @@ type PodNetwork struct {
 }
 
 var (
-	_ cnicore.PodNetwork       = (*PodNetwork)(nil)
-	_ cnicore.PodNetworkGC     = (*PodNetwork)(nil)
-	_ cnicore.PodNetworkStatus = (*PodNetwork)(nil)
+	_ cnicore.PodNetwork         = (*PodNetwork)(nil)
+	_ cnicore.PodNetworkGC       = (*PodNetwork)(nil)
+	_ cnicore.PodNetworkStatus   = (*PodNetwork)(nil)
+	_ cnicore.PodNetworkExisting = (*PodNetwork)(nil)
 )
 
 // DefaultDenyPriority is the priority of the inbound deny-all ACL a new endpoint gets (Calico's 65500:
@@ -297,6 +298,48 @@ func (p *PodNetwork) createAndAttach(ctx context.Context, want *hcn.Endpoint, fl
 		return fmt.Errorf("attaching the HNS endpoint %s (%s) to namespace %s (CNI_NETNS %s): %w", want.Name, ep.ID, fl.namespace, netns, err)
 	}
 	return nil
+}
+
+// Existing returns the result of an earlier ADD of this sandbox in the Docker flow — its endpoint
+// exists and is attached — for the repeated ADDs with which dockershim and cri-dockerd ask a running
+// pod's address. In containerd's flow, and when there is no such endpoint, it returns nil.
+func (p *PodNetwork) Existing(ctx context.Context, req cnicore.InterfaceRequest) (*cnicore.InterfaceResult, error) {
+	fl, err := parseNetNS(req.NetNS)
+	if err != nil || !fl.docker {
+		return nil, nil //nolint:nilerr // Setup reports a bad netns
+	}
+	n, err := p.API.GetNetworkByName(ctx, p.network())
+	if hcn.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, cnicore.Errorf(cnicore.CodeTryAgainLater, "reading the HNS network %s: %v", p.network(), err)
+	}
+	eps, err := p.API.ListEndpoints(ctx)
+	if err != nil {
+		return nil, cnicore.Errorf(cnicore.CodeTryAgainLater, "listing HNS endpoints: %v", err)
+	}
+	name := EndpointName(p.ContainerID, n.Name)
+	for _, e := range eps {
+		if e.Name != name || e.HostComputeNetwork != n.ID || e.HostComputeNamespace == "" || len(e.IpConfigurations) != 1 {
+			continue
+		}
+		a, err := netip.ParseAddr(e.IpConfigurations[0].IpAddress)
+		if err != nil || !a.Is4() {
+			continue
+		}
+		res := &cnicore.InterfaceResult{HostIfName: name, SandboxPath: req.NetNS, Addresses: []netip.Prefix{netip.PrefixFrom(a, 32)}}
+		if m, err := net.ParseMAC(e.MacAddress); err == nil {
+			res.ContainerMAC = m
+		}
+		for _, r := range e.Routes {
+			if gw, err := netip.ParseAddr(r.NextHop); err == nil && r.DestinationPrefix == "0.0.0.0/0" {
+				res.GatewayV4 = gw
+			}
+		}
+		return res, nil
+	}
+	return nil, nil
 }
 
 // cleanupTimeout bounds the removal of a half-created endpoint after the command's deadline.
