@@ -680,3 +680,36 @@ func TestWindowsCNIProductionBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowsCNIDelAfterSandboxGone: DEL succeeds and removes the endpoint and the address when the
+// runtime already removed the sandbox (the HNS namespace, or the infra container), and when HNS lost the
+// endpoint in a restart.
+func TestWindowsCNIDelAfterSandboxGone(t *testing.T) {
+	r := newWinRig(t, nil)
+	ctx := t.Context()
+	r.agentUp()
+	cd, dk, lost := r.containerdPod("cd"), r.dockerPod("dk"), r.containerdPod("lost")
+	for _, p := range []*winPod{cd, dk, lost} {
+		if _, err := r.add(p); err != nil {
+			t.Fatalf("ADD %s: %v", p.name, err)
+		}
+	}
+	if err := r.hns.DeleteNamespace(ctx, cd.netns); err != nil {
+		t.Fatal(err)
+	}
+	r.hns.RemoveContainer(dk.containerID)
+	if err := r.hns.DeleteEndpoint(ctx, r.endpoint(lost).ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*winPod{cd, dk, lost} {
+		if err := r.cni.DelNetworkList(ctx, r.list, p.rt()); err != nil {
+			t.Errorf("DEL %s: %v", p.name, err)
+		}
+	}
+	if eps := r.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after DEL: %+v", eps)
+	}
+	if al := r.podAllocations(); len(al) != 0 {
+		t.Errorf("allocations after DEL: %v", al)
+	}
+}
