@@ -21,9 +21,14 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
+	"github.com/tortie-net/tortie/common/datastore/kube"
 	"github.com/tortie-net/tortie/common/dpmodel"
 	"github.com/tortie-net/tortie/common/ipam"
 	"github.com/tortie-net/tortie/common/testenv"
@@ -100,38 +105,79 @@ type winRig struct {
 	list   *libcni.NetworkConfigList
 	logDir string
 	agent  *dataplane.Dataplane
+	node   string
+	cs     *kubernetes.Clientset // the Kubernetes datastore's API (nil with etcd)
 }
 
-func newWinRig(t *testing.T, extra map[string]any) *winRig {
+func newWinRig(t *testing.T, extra map[string]any) *winRig { return newWinRigOn(t, "etcd", extra) }
+
+// newWinRigOn makes a rig on the etcd or the Kubernetes ("kube") datastore.
+func newWinRigOn(t *testing.T, kind string, extra map[string]any) *winRig {
 	t.Helper()
 	dir := winPluginDir(t)
-	r := &winRig{t: t, logDir: t.TempDir()}
+	r := &winRig{t: t, logDir: t.TempDir(), node: winNode}
 	path := filepath.Join(t.TempDir(), "hns.json")
 	t.Setenv("TORTIE_FAKE_HNS", path)
 	var err error
 	if r.hns, err = hcnfake.Open(path, hcnfake.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	eps := testenv.Etcd(t)
-	prefix := fmt.Sprintf("/wincni-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	if r.be, err = etcdBackend(eps, prefix); err != nil {
-		t.Fatal(err)
+	var keys map[string]any
+	switch kind {
+	case "etcd":
+		eps := testenv.Etcd(t)
+		prefix := fmt.Sprintf("/wincni-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+		if r.be, err = etcdBackend(eps, prefix); err != nil {
+			t.Fatal(err)
+		}
+		keys = map[string]any{"datastore_type": "etcdv3", "etcd_endpoints": strings.Join(eps, ","), "etcd_key_prefix": prefix}
+	case "kube":
+		k := testenv.KubeAPIServer(t)
+		be, err := kube.New(kube.Config{RESTConfig: k.RestConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.be = be
+		v, _ := kubeOnce.LoadOrStore(k, &sync.Once{})
+		v.(*sync.Once).Do(func() {
+			if err := be.EnsureCRDs(t.Context(), os.DirFS(filepath.Join(cnitest.ModuleRoot(t), "installer", "kubernetes", "crds"))); err != nil {
+				t.Fatalf("EnsureCRDs: %v", err)
+			}
+			for _, p := range testPools {
+				createPool(t, be, p.name, p.cidr)
+			}
+		})
+		if r.cs, err = kubernetes.NewForConfig(k.RestConfig()); err != nil {
+			t.Fatal(err)
+		}
+		// No controller creates the namespace's default service account here.
+		_, err = r.cs.CoreV1().ServiceAccounts("default").Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating the default service account: %v", err)
+		}
+		// Pools and nodes are cluster-wide: a node of its own per test.
+		r.node = fmt.Sprintf("win-%d", time.Now().UnixNano())
+		keys = map[string]any{"datastore_type": "kubernetes", "kubernetes": map[string]any{"kubeconfig": k.Kubeconfig()}}
+	default:
+		t.Fatalf("unknown datastore %q", kind)
 	}
 	t.Cleanup(func() { r.be.Close() })
 	createPool(t, r.be, "win-pool", winPoolCIDR)
 	r.ipam = newIPAM(r.be)
 	r.cni = libcni.NewCNIConfigWithCacheDir([]string{dir}, t.TempDir(), nil)
 	plugin := map[string]any{
-		"type": "tortie", "datastore_type": "etcdv3", "etcd_endpoints": strings.Join(eps, ","), "etcd_key_prefix": prefix,
-		"nodename": winNode, "nodename_file_optional": true, "mtu": 1450,
+		"type": "tortie", "nodename": r.node, "nodename_file_optional": true, "mtu": 1450,
 		"ipam_lock_file": filepath.Join(t.TempDir(), "ipam.lock"),
 		"log_level":      "debug", "log_file_path": filepath.Join(r.logDir, "cni.log"),
-		"ipam": map[string]any{"type": "tortie-ipam"},
+		"ipam": map[string]any{"type": "tortie-ipam", "ipv4_pools": []string{"win-pool"}},
 		"dns":  map[string]any{"nameservers": []string{"10.96.0.10"}, "search": []string{"svc.cluster.local"}},
 		"policies": []any{
 			map[string]any{"Name": "EndpointPolicy", "Value": map[string]any{"Type": "OutBoundNAT", "ExceptionList": []string{winService}}},
 			map[string]any{"Name": "EndpointPolicy", "Value": map[string]any{"Type": "SDNROUTE", "DestinationPrefix": winService, "NeedEncap": true}},
 		},
+	}
+	for k, v := range keys {
+		plugin[k] = v
 	}
 	for k, v := range extra {
 		plugin[k] = v
@@ -161,7 +207,7 @@ func (r *winRig) block() netip.Prefix {
 	}
 	for _, o := range objs {
 		b := o.(*api.IPAMBlock)
-		if b.Spec.Affinity != nil && *b.Spec.Affinity == "host:"+winNode {
+		if b.Spec.Affinity != nil && *b.Spec.Affinity == "host:"+r.node {
 			return netip.MustParsePrefix(b.Spec.CIDR)
 		}
 	}
@@ -174,7 +220,7 @@ func (r *winRig) agentUp() netip.Prefix {
 	r.t.Helper()
 	blk := r.block()
 	if !blk.IsValid() {
-		res, err := r.ipam.EnsureBlock(r.t.Context(), ipam.EnsureBlockArgs{Hostname: winNode, IPv4: true, HostReservedAttrIPv4s: ipam.WindowsHostReserved()})
+		res, err := r.ipam.EnsureBlock(r.t.Context(), ipam.EnsureBlockArgs{Hostname: r.node, IPv4: true, IPv4Pools: []string{"win-pool"}, HostReservedAttrIPv4s: ipam.WindowsHostReserved()})
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -183,7 +229,7 @@ func (r *winRig) agentUp() netip.Prefix {
 	pool := netip.MustParsePrefix(winPoolCIDR)
 	r.agent = dataplane.New(dataplane.Options{API: r.hns, ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix(winService)}})
 	for _, u := range []dpmodel.Update{
-		dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: winNode, VXLANEnabled: true, VXLANVNI: 4096, VXLANPort: 4789}},
+		dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: r.node, VXLANEnabled: true, VXLANVNI: 4096, VXLANPort: 4789}},
 		dpmodel.PoolUpdate{CIDR: pool, Pool: dpmodel.Pool{VXLANMode: dpmodel.EncapAlways, NATOutgoing: true}},
 		dpmodel.RouteUpdate{Dst: blk, Route: dpmodel.Route{Type: dpmodel.RouteLocalBlock, PoolCIDR: pool, NATOutgoing: true}},
 	} {
@@ -219,12 +265,31 @@ func (r *winRig) containerdPod(name string) *winPod {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.kubePod(name)
 	return &winPod{name: name, containerID: nextContainerID(), netns: ns.ID}
+}
+
+// kubePod creates the Pod object (scheduled to the node) in the Kubernetes datastore, where the
+// WorkloadEndpoint is the pod's annotations.
+func (r *winRig) kubePod(name string) {
+	r.t.Helper()
+	if r.cs == nil {
+		return
+	}
+	_, err := r.cs.CoreV1().Pods("default").Create(r.t.Context(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": name}},
+		Spec:       corev1.PodSpec{NodeName: r.node, Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/none"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		r.t.Fatalf("creating pod %s: %v", name, err)
+	}
+	r.t.Cleanup(func() { _ = r.cs.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{}) })
 }
 
 // dockerPod starts the infra container, as Docker does before ADD.
 func (r *winRig) dockerPod(name string) *winPod {
 	r.t.Helper()
+	r.kubePod(name)
 	p := &winPod{name: name, containerID: nextContainerID(), netns: "none"}
 	if _, err := r.hns.AddContainer(p.containerID, ""); err != nil {
 		r.t.Fatal(err)
@@ -273,7 +338,7 @@ func (r *winRig) podAllocations() map[string][]netip.Addr {
 	return al
 }
 
-// allocations returns every allocation of the node's pool: handle → addresses, read from the blocks.
+// allocations returns every allocation in the node's blocks: handle → addresses.
 func (r *winRig) allocations() map[string][]netip.Addr {
 	r.t.Helper()
 	objs, _, err := r.be.List(r.t.Context(), datastore.ListOptions{Kind: api.KindIPAMBlock})
@@ -283,6 +348,9 @@ func (r *winRig) allocations() map[string][]netip.Addr {
 	out := map[string][]netip.Addr{}
 	for _, o := range objs {
 		b := o.(*api.IPAMBlock)
+		if b.Spec.Affinity == nil || *b.Spec.Affinity != "host:"+r.node {
+			continue // another node's (the Kubernetes datastore is shared by the tests)
+		}
 		cidr := netip.MustParsePrefix(b.Spec.CIDR)
 		for ord, idx := range b.Spec.Allocations {
 			if idx == nil {
@@ -310,7 +378,7 @@ func (r *winRig) reserved(blk netip.Prefix) []netip.Addr {
 
 func (r *winRig) wep(p *winPod) *api.WorkloadEndpoint {
 	o, err := r.be.Get(r.t.Context(), datastore.Key{Kind: api.KindWorkloadEndpoint, Namespace: "default",
-		Name: api.WorkloadEndpointName(winNode, "k8s", p.name, "eth0")})
+		Name: api.WorkloadEndpointName(r.node, "k8s", p.name, "eth0")})
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil
 	}
@@ -708,6 +776,44 @@ func TestWindowsCNIDelAfterSandboxGone(t *testing.T) {
 	}
 	if eps := r.endpoints(); len(eps) != 0 {
 		t.Errorf("endpoints after DEL: %+v", eps)
+	}
+	if al := r.podAllocations(); len(al) != 0 {
+		t.Errorf("allocations after DEL: %v", al)
+	}
+}
+
+// TestWindowsCNIKubernetes runs containerd's and Docker's flows on the Kubernetes datastore (the Windows
+// manifests' default): the WorkloadEndpoint is the pod's annotations, cleared by DEL.
+func TestWindowsCNIKubernetes(t *testing.T) {
+	r := newWinRigOn(t, "kube", nil)
+	ctx := t.Context()
+	r.agentUp()
+	for _, p := range []*winPod{r.containerdPod(fmt.Sprintf("kcd-%d", time.Now().UnixNano())), r.dockerPod(fmt.Sprintf("kdk-%d", time.Now().UnixNano()))} {
+		res, err := r.add(p)
+		if err != nil {
+			t.Fatalf("ADD %s: %v", p.name, err)
+		}
+		a := res.IPs[0].Address.IP.String()
+		if w := r.wep(p); w == nil || !slices.Equal(w.Spec.IPNetworks, []string{a + "/32"}) {
+			t.Errorf("WorkloadEndpoint of %s: %+v, want %s", p.name, w, a)
+		}
+		if r.endpoint(p) == nil {
+			t.Errorf("no HNS endpoint for %s", p.name)
+		}
+		if err := r.cni.CheckNetworkList(ctx, r.list, p.rt()); err != nil {
+			t.Errorf("CHECK %s: %v", p.name, err)
+		}
+		for range 2 {
+			if err := r.cni.DelNetworkList(ctx, r.list, p.rt()); err != nil {
+				t.Fatalf("DEL %s: %v", p.name, err)
+			}
+		}
+		if r.endpoint(p) != nil {
+			t.Errorf("HNS endpoint of %s after DEL", p.name)
+		}
+		if w := r.wep(p); w != nil && len(w.Spec.IPNetworks) > 0 {
+			t.Errorf("WorkloadEndpoint of %s after DEL: %+v", p.name, w.Spec)
+		}
 	}
 	if al := r.podAllocations(); len(al) != 0 {
 		t.Errorf("allocations after DEL: %v", al)
