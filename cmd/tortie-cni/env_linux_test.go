@@ -37,6 +37,7 @@ import (
 func TestMain(m *testing.M) {
 	code := testenv.Run(m)
 	cnitest.Cleanup()
+	winPluginCleanup()
 	os.Exit(code)
 }
 

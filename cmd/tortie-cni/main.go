@@ -8,7 +8,13 @@
 // The installer puts one copy in the CNI bin directory and links "tortie" and "tortie-ipam" to it; it
 // also links "calico" and "calico-ipam" when replacing Calico, so that an existing Calico conflist
 // ("type": "calico", "ipam": {"type": "calico-ipam"}) keeps working unchanged. docs/cni.md has the
-// configuration keys and behaviour; the logic lives in common/cni and the OS plumbing in linux/cni.
+// configuration keys and behaviour; the logic lives in common/cni and the OS plumbing in linux/cni
+// (veth pairs) and windows/cni (HNS endpoints; installed as tortie.exe and tortie-ipam.exe).
+//
+// Built with the tag tortie_fakehns (Linux, tests only), the plugin runs the Windows plumbing against
+// the file-backed fake HNS named by $TORTIE_FAKE_HNS (windows/hcnfake.Open), so that tests drive the
+// Windows plugin through libcni as containerd does. Release builds never have that tag, and so never
+// contain the fake.
 package main
 
 import (
@@ -140,12 +146,12 @@ func run(a *skel.CmdArgs, ipamMode bool, f func(context.Context, *cni.Plugin) er
 		IPAM:     ipamClient,
 		Delegate: cni.ExecDelegate{},
 		Pods:     pods,
-		Lock:     newLocker(conf.IPAMLockFile),
 		Hints:    cni.FileBlockHints{Path: filepath.Join(filepath.Dir(conf.IPAMLockFile), cni.HintsFileName)},
 		Log:      log,
 	}
-	if !ipamMode {
-		p.PodNetwork = newPodNetwork()
+	// The OS fills in the IPAM lock and, for the main plugin, the pod network.
+	if err := platformSetup(a, p, ipamMode); err != nil {
+		return err
 	}
 	connected := time.Now()
 	err = f(ctx, p)

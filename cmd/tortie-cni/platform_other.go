@@ -1,23 +1,18 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package main
 
 import (
-	"context"
 	"runtime"
+
+	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/tortie-net/tortie/common/cni"
 )
 
-// platformSupported fails every command: the Windows dataplane (HNS endpoints) is not written yet.
+// platformSupported fails every command: tortie plumbs pods on Linux and Windows only.
 func platformSupported() error {
-	return cni.Errorf(cni.CodePluginNotAvailable, "the tortie CNI plugin is not supported on %s yet (Linux only for now)", runtime.GOOS)
+	return cni.Errorf(cni.CodePluginNotAvailable, "the tortie CNI plugin is not supported on %s (Linux and Windows only)", runtime.GOOS)
 }
 
-func newPodNetwork() cni.PodNetwork { return nil }
-
-func newLocker(string) cni.Locker { return unsupportedLocker{} }
-
-type unsupportedLocker struct{}
-
-func (unsupportedLocker) Lock(context.Context) (func(), error) { return nil, platformSupported() }
+func platformSetup(*skel.CmdArgs, *cni.Plugin, bool) error { return platformSupported() }

@@ -229,11 +229,18 @@ func (p *Plugin) GC(ctx context.Context, cmd *CmdArgs) (err error) {
 	defer cancel()
 	defer p.guard(ctx, "GC", nil, &err)
 
+	var netErr error
+	if g, ok := p.PodNetwork.(PodNetworkGC); ok && p.Conf.ValidAttachments != nil {
+		if err := g.GC(ctx, p.Conf.ValidAttachments); err != nil {
+			netErr = AsError(fmt.Errorf("removing the interfaces of containers that are gone: %w", err), CodeDataplaneFailed)
+		}
+	}
 	if !p.Conf.IPAM.InProcess() {
 		if err := p.Delegate.GC(ctx, p.Conf.IPAM.Type, p.Conf.Bytes); err != nil {
-			return AsError(fmt.Errorf("IPAM plugin %s: %w", p.Conf.IPAM.Type, err), CodeIPAMFailed)
+			return joinErrors(slices.DeleteFunc([]error{netErr, AsError(fmt.Errorf("IPAM plugin %s: %w", p.Conf.IPAM.Type, err), CodeIPAMFailed)},
+				func(e error) bool { return e == nil }), CodeIPAMFailed)
 		}
-		return nil
+		return netErr
 	}
 	if p.Conf.ValidAttachments == nil {
 		return invalidConfig("cni.dev/valid-attachments", "is missing: GC releases every allocation not in that list, so it refuses to run without one")
@@ -265,6 +272,9 @@ func (p *Plugin) GC(ctx context.Context, cmd *CmdArgs) (err error) {
 	}
 	p.Log.Info("garbage collected IPAM handles", "command", "GC", "node", node, "released", strings.Join(released, ","),
 		"kept", len(handles)-len(released)-len(errs))
+	if netErr != nil {
+		errs = append([]error{netErr}, errs...)
+	}
 	if len(errs) > 0 {
 		return joinErrors(errs, CodeIPAMFailed)
 	}
@@ -317,6 +327,11 @@ func (p *Plugin) Status(ctx context.Context, _ *CmdArgs) (err error) {
 	defer cancel()
 	if err := p.Backend.Ping(pctx); err != nil {
 		return Errorf(CodePluginNotAvailable, "the %s datastore cannot be reached (within %s): %v", p.Conf.DatastoreType, p.StatusTimeout, err)
+	}
+	if s, ok := p.PodNetwork.(PodNetworkStatus); ok {
+		if err := s.Status(pctx); err != nil {
+			return Errorf(CodePluginNotAvailable, "not ready for pods: %v", err)
+		}
 	}
 	if !p.Conf.IPAM.InProcess() {
 		if err := p.Delegate.Status(ctx, p.Conf.IPAM.Type, p.Conf.Bytes); err != nil {

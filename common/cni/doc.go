@@ -3,7 +3,8 @@
 // the plugin logic (Plugin: Add, Del, Check, GC, Status and the IPAM plugin's commands) over small
 // seams that each platform fills:
 //
-//   - PodNetwork: the pod's interface (linux/cni's veth pairs; HNS endpoints on Windows later);
+//   - PodNetwork: the pod's interface (linux/cni's veth pairs; windows/cni's HNS endpoints), optionally
+//     with GC (PodNetworkGC) and a readiness check for STATUS (PodNetworkStatus);
 //   - Locker: the host-wide IPAM lock (flock on Linux);
 //   - IPAM: common/ipam's Client, in-process;
 //   - Delegate: another IPAM plugin executed from CNI_PATH;

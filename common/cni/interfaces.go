@@ -13,7 +13,7 @@ import (
 )
 
 // PodNetwork plumbs a pod's interface: veth pairs on Linux (linux/cni), HNS endpoints on Windows
-// later. The plugin core calls it and knows nothing of the OS.
+// (windows/cni). The plugin core calls it and knows nothing of the OS.
 type PodNetwork interface {
 	// HostIfName names the host side of a pod's interface. It is a pure function of the pod, so ADD
 	// and DEL agree without storing anything.
@@ -27,6 +27,26 @@ type PodNetwork interface {
 	Teardown(ctx context.Context, netns, containerIfName, hostIfName string) error
 	// Check reports every difference from what Setup would build (CNI CHECK), nil when there is none.
 	Check(ctx context.Context, req InterfaceRequest) error
+}
+
+// PodNetworkGC is implemented by a PodNetwork that holds per-container state of its own (Windows: HNS
+// endpoints): GC removes what belongs to containers not in valid, and is idempotent.
+type PodNetworkGC interface {
+	GC(ctx context.Context, valid []types.GCAttachment) error
+}
+
+// PodNetworkStatus is implemented by a PodNetwork that can tell whether the host is ready for pods
+// (Windows: the HNS overlay network exists); a non-nil error says why not.
+type PodNetworkStatus interface {
+	Status(ctx context.Context) error
+}
+
+// PodNetworkExisting is implemented by a PodNetwork whose runtime repeats ADD for a sandbox that is
+// already set up (dockershim and cri-dockerd on Windows run ADD again to learn a running pod's address).
+// Existing returns what the earlier ADD built, or nil when there is nothing to reuse; Add then answers
+// with it, without allocating or plumbing again, when the addresses are still the container's.
+type PodNetworkExisting interface {
+	Existing(ctx context.Context, req InterfaceRequest) (*InterfaceResult, error)
 }
 
 // InterfaceRequest describes one pod interface.

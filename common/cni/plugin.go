@@ -53,8 +53,13 @@ type Plugin struct {
 	// Hints remembers the IPAM blocks of the node's last allocation (nil: none), so that ADD reads
 	// its block with IPAM's other first reads.
 	Hints BlockHints
-	Log   *slog.Logger
-	Now   func() time.Time
+	// HostReserved reserves addresses in every block this node claims, and MaxBlocksPerHost (> 0)
+	// caps the node's blocks: Windows passes ipam.WindowsHostReserved() and 1, because its HNS
+	// overlay network holds one block and keeps that block's first three and last addresses.
+	HostReserved     *ipam.HostReservedAttr
+	MaxBlocksPerHost int
+	Log              *slog.Logger
+	Now              func() time.Time
 
 	Timeout, LockTimeout, StatusTimeout time.Duration
 }
@@ -165,6 +170,12 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 		return nil, err
 	}
 	log := p.Log.With("command", "ADD", "container_id", cmd.ContainerID, "pod", args.PodNamespace+"/"+args.PodName, "node", node)
+	if res, err := p.existing(ctx, cmd, args, mtu); err != nil || res != nil {
+		if res != nil {
+			log.Info("the sandbox is already set up: answering with its result (a repeated ADD)", "addresses", fmt.Sprint(res.IPs))
+		}
+		return res, err
+	}
 	ph := newPhases(p.Now)
 	// The readiness check, the pod read and IPAM's first reads are independent: one round trip.
 	// IPAM writes nothing before the readiness check has answered (allocate runs after it).
@@ -225,6 +236,35 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 	log.Info("pod network set up", "host_interface", hostIf, "addresses", fmt.Sprint(ifRes.Addresses),
 		"duration", p.Now().Sub(start).String(), "phases", ph.String())
 	return res, nil
+}
+
+// existing answers a repeated ADD for a sandbox the PodNetwork already set up (PodNetworkExisting), when
+// its addresses are still allocated to the container; nil means a full ADD.
+func (p *Plugin) existing(ctx context.Context, cmd *CmdArgs, args Args, mtu int) (*types100.Result, error) {
+	ex, ok := p.PodNetwork.(PodNetworkExisting)
+	if !ok {
+		return nil, nil
+	}
+	hostIf := p.PodNetwork.HostIfName(args.PodNamespace, args.PodName)
+	r, err := ex.Existing(ctx, InterfaceRequest{NetNS: cmd.Netns, ContainerIfName: cmd.IfName, HostIfName: hostIf, MTU: mtu})
+	if err != nil {
+		return nil, AsError(fmt.Errorf("looking for the interface of %s set up by an earlier ADD: %w", args, err), CodeDataplaneFailed)
+	}
+	if r == nil || len(r.Addresses) == 0 {
+		return nil, nil
+	}
+	if p.Conf.IPAM.InProcess() {
+		have, err := p.IPAM.IPsByHandle(ctx, HandleID(p.Conf.Name, cmd.ContainerID))
+		if err != nil && !errors.Is(err, ipam.ErrHandleNotFound) {
+			return nil, AsError(dsErr(fmt.Errorf("reading the allocations of container %s: %w", cmd.ContainerID, err)), CodeDatastoreFailed)
+		}
+		for _, a := range r.Addresses {
+			if !slices.Contains(have, a.Addr()) {
+				return nil, nil // not the container's any more: set it up again
+			}
+		}
+	}
+	return buildResult(p.Conf, cmd.IfName, r), nil
 }
 
 // readyAndPod checks the datastore's readiness and reads the pod concurrently: one round trip.
@@ -416,6 +456,9 @@ func (p *Plugin) assign(ctx context.Context, containerID string, args Args, node
 		IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools,
 		IntendedUse: api.IPPoolAllowedUseWorkload,
 		Prefetch:    pre,
+
+		HostReservedAttrIPv4s: p.HostReserved,
+		MaxBlocksPerHost:      p.MaxBlocksPerHost,
 	}
 	if p.Conf.IPAM.AssignIPv4 {
 		aa.Num4 = 1

@@ -614,6 +614,13 @@ func (d *Dataplane) commonPolicies() []hcn.EndpointPolicy {
 	return []hcn.EndpointPolicy{hcn.NewEndpointPolicy(hcn.EndpointPolicyEncapOverhead, hcn.EncapOverheadSetting{Overhead: uint16(overhead)})}
 }
 
+// PodNATPolicies returns the OutBoundNAT and SDNRoute endpoint policies that Apply gives a pod at address
+// a, given the IP pools and the service ranges: the CNI sets them when it creates the pod's endpoint, so
+// that the pod's first packets are NATed and reach services before the agent's first pass.
+func PodNATPolicies(pools map[netip.Prefix]dpmodel.Pool, services []netip.Prefix, a netip.Addr) []hcn.EndpointPolicy {
+	return natPolicies(&dpmodel.State{Pools: pools}, services, a)
+}
+
 // natPolicies are a pod's OutBoundNAT (when its pool has natOutgoing; exceptions: every pool and the
 // service ranges) and the SDNRoutes that send service traffic through the overlay.
 func natPolicies(s *dpmodel.State, services []netip.Prefix, a netip.Addr) []hcn.EndpointPolicy {

@@ -8,6 +8,10 @@ import "context"
 // (tests use windows/hcnfake).
 func New() API { return unsupported{} }
 
+// NewContainerAPI returns the Docker flow's calls of this host; off Windows every call returns
+// ErrUnsupported.
+func NewContainerAPI() ContainerAPI { return unsupported{} }
+
 type unsupported struct{}
 
 func (unsupported) Version(context.Context) (Version, error)        { return Version{}, ErrUnsupported }
@@ -44,3 +48,5 @@ func (unsupported) AddNamespaceEndpoint(context.Context, string, string) error {
 func (unsupported) RemoveNamespaceEndpoint(context.Context, string, string) error {
 	return ErrUnsupported
 }
+func (unsupported) HotAttachEndpoint(context.Context, string, string) error { return ErrUnsupported }
+func (unsupported) HotDetachEndpoint(context.Context, string, string) error { return ErrUnsupported }

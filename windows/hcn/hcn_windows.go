@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/Microsoft/hcsshim"
 	"github.com/Microsoft/hcsshim/hcn"
 )
 
@@ -14,6 +15,10 @@ import (
 // where the DLL or a procedure is missing (old Windows, wine) the call returns an error rather than
 // panicking. Contexts are not passed on: HNS calls cannot be cancelled.
 func New() API { return real{} }
+
+// NewContainerAPI returns the Docker flow's calls: hcsshim's HotAttachEndpoint and HotDetachEndpoint
+// (HCS modifies the running container; HNS v1 endpoint lookups).
+func NewContainerAPI() ContainerAPI { return real{} }
 
 type real struct{}
 
@@ -165,4 +170,20 @@ func (real) AddNamespaceEndpoint(_ context.Context, namespaceID, endpointID stri
 
 func (real) RemoveNamespaceEndpoint(_ context.Context, namespaceID, endpointID string) error {
 	return hnsErr("RemoveNamespaceEndpoint", namespaceID+"/"+endpointID, hcn.RemoveNamespaceEndpoint(namespaceID, endpointID))
+}
+
+func (real) HotAttachEndpoint(_ context.Context, containerID, endpointID string) error {
+	err := hcsshim.HotAttachEndpoint(containerID, endpointID)
+	if err != nil && hcsshim.IsNotExist(err) {
+		return fmt.Errorf("HCS HotAttachEndpoint %s/%s: %w: %w", containerID, endpointID, ErrNotFound, err)
+	}
+	return hnsErr("HotAttachEndpoint", containerID+"/"+endpointID, err)
+}
+
+func (real) HotDetachEndpoint(_ context.Context, containerID, endpointID string) error {
+	err := hcsshim.HotDetachEndpoint(containerID, endpointID)
+	if err != nil && hcsshim.IsNotExist(err) {
+		return fmt.Errorf("HCS HotDetachEndpoint %s/%s: %w: %w", containerID, endpointID, ErrNotFound, err)
+	}
+	return hnsErr("HotDetachEndpoint", containerID+"/"+endpointID, err)
 }

@@ -81,7 +81,16 @@ type Endpoint struct {
 	IpConfigurations     []IPConfig       `json:",omitempty"` //nolint:revive // HNS's field name
 	Routes               []Route          `json:",omitempty"`
 	MacAddress           string           `json:",omitempty"`
+	Dns                  DNS              `json:",omitzero"` //nolint:revive // HNS's field name
 	Flags                EndpointFlags    `json:",omitempty"`
+}
+
+// DNS is an endpoint's resolver configuration (hcn.Dns), which HNS gives the container.
+type DNS struct {
+	Domain     string   `json:",omitempty"`
+	Search     []string `json:",omitempty"`
+	ServerList []string `json:",omitempty"`
+	Options    []string `json:",omitempty"`
 }
 
 // NamespaceType is an HNS namespace's type.
@@ -393,4 +402,15 @@ type API interface {
 	DeleteNamespace(ctx context.Context, id string) error
 	AddNamespaceEndpoint(ctx context.Context, namespaceID, endpointID string) error
 	RemoveNamespaceEndpoint(ctx context.Context, namespaceID, endpointID string) error
+}
+
+// ContainerAPI is the Docker flow's calls (HNS v1 through HCS): a pod's infra container is created
+// without networking and the CNI hot-attaches the pod's endpoint to it. containerd's flow uses
+// namespaces (API.AddNamespaceEndpoint) instead. Implemented by New's value on every OS and by
+// windows/hcnfake.
+type ContainerAPI interface {
+	// HotAttachEndpoint attaches an endpoint to a running container; attaching it again is success.
+	HotAttachEndpoint(ctx context.Context, containerID, endpointID string) error
+	// HotDetachEndpoint detaches it; an endpoint not attached to the container is success.
+	HotDetachEndpoint(ctx context.Context, containerID, endpointID string) error
 }

@@ -20,5 +20,14 @@
 //   - faults: Restart (an HNS service restart: endpoints, namespaces and non-persistent networks are
 //     lost), Reboot (all networks but NAT ones are lost too), injected call failures (FailNext, FailWhen)
 //     and slow calls (SetLatency, honouring the context);
-//   - counters: every call by name (Calls), for "at most one HNS call per endpoint per change" tests.
+//   - counters: every call by name (Calls), for "at most one HNS call per endpoint per change" tests;
+//   - containers of the Docker flow (AddContainer, RemoveContainer): each has a compartment (an HNS
+//     namespace, shared by the containers of one pod), and HotAttachEndpoint puts an endpoint into it,
+//     idempotently, as hcsshim's hot attach does.
+//
+// New keeps the state in memory. Open keeps it in a file shared by processes — a CNI plugin run by
+// libcni, an agent and the test — as they share the host's HNS: every call takes a lock on
+// "<path>.lock", loads the state if another process changed it, and stores it. FailNext failures are
+// stored too (a test makes a call of the plugin's process fail); FailWhen conditions are functions and
+// stay in the process that set them.
 package hcnfake

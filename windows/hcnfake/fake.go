@@ -39,6 +39,7 @@ type HNS struct {
 	networks   map[string]*hcn.Network
 	endpoints  map[string]*hcn.Endpoint
 	namespaces map[string]*hcn.Namespace
+	containers map[string]*container
 	nextID     int
 	macs       int
 
@@ -53,6 +54,16 @@ type HNS struct {
 	gen       int
 	compiled  map[string]*compiledEndpoint
 	setsCache map[string]setsAt
+
+	// file is the state file of a fake made by Open (nil for New).
+	file *fileStore
+}
+
+// container is a running container of the Docker flow (a pod's infra container), which HNS endpoints
+// are hot-attached to. Its network compartment is an HNS namespace (Namespace), created with it.
+type container struct {
+	Namespace string
+	Endpoints []string
 }
 
 type setsAt struct {
@@ -81,17 +92,22 @@ func New(opts Options) *HNS {
 		networks:   map[string]*hcn.Network{},
 		endpoints:  map[string]*hcn.Endpoint{},
 		namespaces: map[string]*hcn.Namespace{},
+		containers: map[string]*container{},
 		calls:      map[string]int{},
 	}
 }
 
-var _ hcn.API = (*HNS)(nil)
+var (
+	_ hcn.API          = (*HNS)(nil)
+	_ hcn.ContainerAPI = (*HNS)(nil)
+)
 
 // ---- fault injection and counters ----
 
 // FailNext makes the next call named call ("CreateNetwork", "ApplyEndpointPolicy", ...; "" = any call)
 // fail with err, changing nothing.
 func (h *HNS) FailNext(call string, err error) {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failing = append(h.failing, failure{call: call, err: err, once: true})
@@ -99,6 +115,7 @@ func (h *HNS) FailNext(call string, err error) {
 
 // FailWhen makes every call for which when(call, object) holds fail with err until ClearFailures.
 func (h *HNS) FailWhen(when func(call, object string) bool, err error) {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failing = append(h.failing, failure{when: when, err: err})
@@ -106,6 +123,7 @@ func (h *HNS) FailWhen(when func(call, object string) bool, err error) {
 
 // ClearFailures removes every injected failure.
 func (h *HNS) ClearFailures() {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failing = nil
@@ -113,6 +131,7 @@ func (h *HNS) ClearFailures() {
 
 // SetLatency makes every call take d (or until its context ends).
 func (h *HNS) SetLatency(d time.Duration) {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.latency = d
@@ -120,6 +139,7 @@ func (h *HNS) SetLatency(d time.Duration) {
 
 // Calls returns how many times each call was made (failed ones included).
 func (h *HNS) Calls() map[string]int {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return maps.Clone(h.calls)
@@ -127,6 +147,7 @@ func (h *HNS) Calls() map[string]int {
 
 // ResetCalls zeroes the call counters.
 func (h *HNS) ResetCalls() {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = map[string]int{}
@@ -134,6 +155,7 @@ func (h *HNS) ResetCalls() {
 
 // Blips returns how many times the host lost connectivity because HNS created or removed the vSwitch.
 func (h *HNS) Blips() int {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.blips
@@ -142,11 +164,17 @@ func (h *HNS) Blips() int {
 // Restart models an HNS service restart: endpoints and namespaces are lost (pods keep running without
 // networking), and so are networks created non-persistent.
 func (h *HNS) Restart() {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.gen++
 	h.endpoints = map[string]*hcn.Endpoint{}
 	h.namespaces = map[string]*hcn.Namespace{}
+	// Containers belong to HCS and keep running, in their compartments, without their endpoints.
+	for _, c := range h.containers {
+		c.Endpoints = nil
+		h.namespaces[c.Namespace] = &hcn.Namespace{ID: c.Namespace, Type: hcn.NamespaceGuest}
+	}
 	for id, n := range h.networks {
 		if n.Flags&hcn.EnableNonPersistent != 0 {
 			delete(h.networks, id)
@@ -157,11 +185,13 @@ func (h *HNS) Restart() {
 
 // Reboot models a host reboot: everything but NAT networks is gone.
 func (h *HNS) Reboot() {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.gen++
 	h.endpoints = map[string]*hcn.Endpoint{}
 	h.namespaces = map[string]*hcn.Namespace{}
+	h.containers = map[string]*container{}
 	for id, n := range h.networks {
 		if n.Type != hcn.NetworkNAT {
 			delete(h.networks, id)
@@ -174,6 +204,10 @@ func (h *HNS) Reboot() {
 // lock held and takes it for the bookkeeping.
 func (h *HNS) begin(ctx context.Context, call, object string) error {
 	h.mu.Lock()
+	if err := h.fileErr(); err != nil {
+		h.mu.Unlock()
+		return fmt.Errorf("HNS %s %s: %w", call, object, err)
+	}
 	h.calls[call]++
 	lat := h.latency
 	var err error
@@ -243,6 +277,7 @@ func (h *HNS) updateVSwitch() {
 // ---- version ----
 
 func (h *HNS) Version(ctx context.Context) (hcn.Version, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "Version", ""); err != nil {
 		return hcn.Version{}, err
 	}
@@ -252,6 +287,7 @@ func (h *HNS) Version(ctx context.Context) (hcn.Version, error) {
 // ---- networks ----
 
 func (h *HNS) ListNetworks(ctx context.Context) ([]hcn.Network, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "ListNetworks", ""); err != nil {
 		return nil, err
 	}
@@ -266,6 +302,7 @@ func (h *HNS) ListNetworks(ctx context.Context) ([]hcn.Network, error) {
 }
 
 func (h *HNS) GetNetworkByName(ctx context.Context, name string) (*hcn.Network, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "GetNetworkByName", name); err != nil {
 		return nil, err
 	}
@@ -280,6 +317,7 @@ func (h *HNS) GetNetworkByName(ctx context.Context, name string) (*hcn.Network, 
 }
 
 func (h *HNS) CreateNetwork(ctx context.Context, n *hcn.Network) (*hcn.Network, error) {
+	defer h.txn()()
 	const call = "CreateNetwork"
 	if err := h.begin(ctx, call, n.Name); err != nil {
 		return nil, err
@@ -399,6 +437,7 @@ func (h *HNS) checkNetworkPolicyType(call, object string, n *hcn.Network, p hcn.
 }
 
 func (h *HNS) DeleteNetwork(ctx context.Context, id string) error {
+	defer h.txn()()
 	if err := h.begin(ctx, "DeleteNetwork", id); err != nil {
 		return err
 	}
@@ -435,6 +474,7 @@ func policyKey(p hcn.NetworkPolicy) string {
 }
 
 func (h *HNS) ModifyNetworkPolicies(ctx context.Context, networkID string, rt hcn.RequestType, ps []hcn.NetworkPolicy) error {
+	defer h.txn()()
 	call := "ModifyNetworkPolicies"
 	if err := h.begin(ctx, call, networkID); err != nil {
 		return err
@@ -549,6 +589,7 @@ func (h *HNS) sets(network string) map[string][]netip.Prefix {
 // ---- endpoints ----
 
 func (h *HNS) ListEndpoints(ctx context.Context) ([]hcn.Endpoint, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "ListEndpoints", ""); err != nil {
 		return nil, err
 	}
@@ -563,6 +604,7 @@ func (h *HNS) ListEndpoints(ctx context.Context) ([]hcn.Endpoint, error) {
 }
 
 func (h *HNS) GetEndpointByID(ctx context.Context, id string) (*hcn.Endpoint, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "GetEndpointByID", id); err != nil {
 		return nil, err
 	}
@@ -576,6 +618,7 @@ func (h *HNS) GetEndpointByID(ctx context.Context, id string) (*hcn.Endpoint, er
 }
 
 func (h *HNS) CreateEndpoint(ctx context.Context, ep *hcn.Endpoint) (*hcn.Endpoint, error) {
+	defer h.txn()()
 	const call = "CreateEndpoint"
 	if err := h.begin(ctx, call, ep.Name); err != nil {
 		return nil, err
@@ -626,6 +669,7 @@ func inSubnets(n *hcn.Network, a netip.Addr) bool {
 }
 
 func (h *HNS) DeleteEndpoint(ctx context.Context, id string) error {
+	defer h.txn()()
 	if err := h.begin(ctx, "DeleteEndpoint", id); err != nil {
 		return err
 	}
@@ -636,10 +680,14 @@ func (h *HNS) DeleteEndpoint(ctx context.Context, id string) error {
 		return notFound("DeleteEndpoint", "endpoint", id)
 	}
 	delete(h.endpoints, id)
+	for _, c := range h.containers {
+		c.Endpoints = slices.DeleteFunc(c.Endpoints, func(e string) bool { return e == id })
+	}
 	return nil
 }
 
 func (h *HNS) ApplyEndpointPolicy(ctx context.Context, endpointID string, rt hcn.RequestType, ps []hcn.EndpointPolicy) error {
+	defer h.txn()()
 	call := "ApplyEndpointPolicy"
 	if err := h.begin(ctx, call, endpointID); err != nil {
 		return err
@@ -764,6 +812,7 @@ func (h *HNS) checkACL(a hcn.ACLSetting, sets map[string][]netip.Prefix) error {
 // ---- namespaces ----
 
 func (h *HNS) ListNamespaces(ctx context.Context) ([]hcn.Namespace, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "ListNamespaces", ""); err != nil {
 		return nil, err
 	}
@@ -778,6 +827,7 @@ func (h *HNS) ListNamespaces(ctx context.Context) ([]hcn.Namespace, error) {
 }
 
 func (h *HNS) CreateNamespace(ctx context.Context, ns *hcn.Namespace) (*hcn.Namespace, error) {
+	defer h.txn()()
 	if err := h.begin(ctx, "CreateNamespace", string(ns.Type)); err != nil {
 		return nil, err
 	}
@@ -792,6 +842,7 @@ func (h *HNS) CreateNamespace(ctx context.Context, ns *hcn.Namespace) (*hcn.Name
 }
 
 func (h *HNS) DeleteNamespace(ctx context.Context, id string) error {
+	defer h.txn()()
 	if err := h.begin(ctx, "DeleteNamespace", id); err != nil {
 		return err
 	}
@@ -810,6 +861,7 @@ func (h *HNS) DeleteNamespace(ctx context.Context, id string) error {
 }
 
 func (h *HNS) AddNamespaceEndpoint(ctx context.Context, namespaceID, endpointID string) error {
+	defer h.txn()()
 	const call = "AddNamespaceEndpoint"
 	if err := h.begin(ctx, call, namespaceID+"/"+endpointID); err != nil {
 		return err
@@ -831,6 +883,7 @@ func (h *HNS) AddNamespaceEndpoint(ctx context.Context, namespaceID, endpointID 
 }
 
 func (h *HNS) RemoveNamespaceEndpoint(ctx context.Context, namespaceID, endpointID string) error {
+	defer h.txn()()
 	const call = "RemoveNamespaceEndpoint"
 	if err := h.begin(ctx, call, namespaceID+"/"+endpointID); err != nil {
 		return err
@@ -842,6 +895,122 @@ func (h *HNS) RemoveNamespaceEndpoint(ctx context.Context, namespaceID, endpoint
 		return notFound(call, "endpoint in namespace", namespaceID+"/"+endpointID)
 	}
 	e.HostComputeNamespace = ""
+	return nil
+}
+
+// ---- containers (the Docker flow) ----
+
+// AddContainer models a container runtime starting container id (the Docker flow's pod infra
+// container): HCS creates it with its own network compartment, an HNS namespace, or — with shareWith
+// set — in the compartment of container shareWith (an application container of the same pod). It
+// returns the compartment's namespace ID.
+func (h *HNS) AddContainer(id, shareWith string) (string, error) {
+	defer h.txn()()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.fileErr(); err != nil {
+		return "", err
+	}
+	if _, ok := h.containers[id]; ok {
+		return "", fmt.Errorf("container %s already exists", id)
+	}
+	c := &container{}
+	if shareWith != "" {
+		o, ok := h.containers[shareWith]
+		if !ok {
+			return "", fmt.Errorf("container %s to share the compartment of: %w", shareWith, hcn.ErrNotFound)
+		}
+		c.Namespace = o.Namespace
+	} else {
+		c.Namespace = h.newID()
+		h.namespaces[c.Namespace] = &hcn.Namespace{ID: c.Namespace, Type: hcn.NamespaceGuest}
+	}
+	h.containers[id] = c
+	return c.Namespace, nil
+}
+
+// RemoveContainer models container id stopping: its endpoints are detached (not deleted: that is the
+// CNI's DEL), and its compartment goes with the last container in it.
+func (h *HNS) RemoveContainer(id string) {
+	defer h.txn()()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.containers[id]
+	if !ok {
+		return
+	}
+	delete(h.containers, id)
+	for _, o := range h.containers {
+		if o.Namespace == c.Namespace {
+			return
+		}
+	}
+	delete(h.namespaces, c.Namespace)
+	for _, e := range h.endpoints {
+		if e.HostComputeNamespace == c.Namespace {
+			e.HostComputeNamespace = ""
+		}
+	}
+}
+
+// HotAttachEndpoint attaches an endpoint to a running container (hcsshim.HotAttachEndpoint, the Docker
+// flow): the endpoint joins the container's compartment. Attaching it again is success, as in hcsshim;
+// a container that does not exist is an error wrapping hcn.ErrNotFound.
+func (h *HNS) HotAttachEndpoint(ctx context.Context, containerID, endpointID string) error {
+	defer h.txn()()
+	const call = "HotAttachEndpoint"
+	if err := h.begin(ctx, call, containerID+"/"+endpointID); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.containers[containerID]
+	if !ok {
+		return notFound(call, "container (compute system)", containerID)
+	}
+	e, ok := h.endpoints[endpointID]
+	if !ok {
+		return notFound(call, "endpoint", endpointID)
+	}
+	if slices.Contains(c.Endpoints, endpointID) {
+		return nil
+	}
+	if e.HostComputeNamespace != "" && e.HostComputeNamespace != c.Namespace {
+		return fmt.Errorf("HNS %s: endpoint %s is attached to namespace %s, not the compartment of container %s", call, endpointID, e.HostComputeNamespace, containerID)
+	}
+	e.HostComputeNamespace = c.Namespace
+	c.Endpoints = append(c.Endpoints, endpointID)
+	return nil
+}
+
+// HotDetachEndpoint detaches an endpoint from a container (hcsshim.HotDetachEndpoint). As in hcsshim,
+// an endpoint that is not attached to the container (or a container that is gone) is success, and an
+// endpoint that does not exist is an error wrapping hcn.ErrNotFound.
+func (h *HNS) HotDetachEndpoint(ctx context.Context, containerID, endpointID string) error {
+	defer h.txn()()
+	const call = "HotDetachEndpoint"
+	if err := h.begin(ctx, call, containerID+"/"+endpointID); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.endpoints[endpointID]; !ok {
+		return notFound(call, "endpoint", endpointID)
+	}
+	c, ok := h.containers[containerID]
+	if !ok || !slices.Contains(c.Endpoints, endpointID) {
+		return nil
+	}
+	c.Endpoints = slices.DeleteFunc(c.Endpoints, func(e string) bool { return e == endpointID })
+	if e, ok := h.endpoints[endpointID]; ok {
+		shared := false
+		for _, o := range h.containers {
+			shared = shared || (o.Namespace == c.Namespace && slices.Contains(o.Endpoints, endpointID))
+		}
+		if !shared {
+			e.HostComputeNamespace = ""
+		}
+	}
 	return nil
 }
 

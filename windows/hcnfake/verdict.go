@@ -32,6 +32,7 @@ type Verdict struct {
 // remote node decides its own ingress), or — for a destination outside every local subnet — the host
 // (allowed: it leaves through the NIC). A destination inside a local subnet with no endpoint is dropped.
 func (h *HNS) Verdict(p Packet) Verdict {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	src := h.localEndpoint(p.Src)
@@ -64,6 +65,7 @@ func (h *HNS) Verdict(p Packet) Verdict {
 // EndpointVerdict evaluates p against the ACLs of the local endpoint holding addr in direction
 // (hcn.DirectionIn or hcn.DirectionOut) only.
 func (h *HNS) EndpointVerdict(addr netip.Addr, direction string, p Packet) (Verdict, error) {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.localEndpoint(addr)
@@ -75,6 +77,7 @@ func (h *HNS) EndpointVerdict(addr netip.Addr, direction string, p Packet) (Verd
 
 // RemoteRoute returns the RemoteSubnetRoute of network that covers dst (longest prefix).
 func (h *HNS) RemoteRoute(networkName string, dst netip.Addr) (hcn.RemoteSubnetRouteSetting, bool) {
+	defer h.txn()()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, n := range h.networks {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -174,7 +175,7 @@ func (in *Installer) Install(ctx context.Context) (Result, error) {
 			return res, fmt.Errorf("install-cni: creating the CNI bin directory: %w", err)
 		}
 		removeStaleTemps(dir)
-		main := filepath.Join(dir, DefaultPluginName)
+		main := filepath.Join(dir, BinaryName(DefaultPluginName))
 		if _, err := os.Lstat(main); err == nil && !in.cfg.UpdateBinaries {
 			in.cfg.Logger.Info("keeping the installed plugin (UPDATE_CNI_BINARIES=false)", "file", main)
 		} else {
@@ -189,8 +190,8 @@ func (in *Installer) Install(ctx context.Context) (Result, error) {
 			links = append(links, "calico", "calico-ipam")
 		}
 		for _, l := range links {
-			dst := filepath.Join(dir, l)
-			changed, err := link(DefaultPluginName, main, dst, BinaryMode)
+			dst := filepath.Join(dir, BinaryName(l))
+			changed, err := link(BinaryName(DefaultPluginName), main, dst, BinaryMode)
 			if err != nil {
 				return res, fmt.Errorf("install-cni: %w", err)
 			}
@@ -370,4 +371,13 @@ func APIServerURL(host, port string) string {
 		return ""
 	}
 	return "https://" + net.JoinHostPort(host, port)
+}
+
+// BinaryName is the file name of plugin name in a CNI bin directory: on Windows with ".exe", which the
+// runtimes' plugin lookup (libcni's FindInPath) appends there.
+func BinaryName(name string) string {
+	if runtime.GOOS == "windows" {
+		return name + ".exe"
+	}
+	return name
 }

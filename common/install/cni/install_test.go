@@ -134,7 +134,7 @@ func TestInstallFilesAndModes(t *testing.T) {
 	}
 	conf := filepath.Join(r.netDir, DefaultConfName)
 	kc := filepath.Join(r.netDir, DefaultKubeconfigName)
-	want := []string{filepath.Join(r.binDir, "tortie"), filepath.Join(r.binDir, "tortie-ipam"), kc, conf}
+	want := []string{filepath.Join(r.binDir, BinaryName("tortie")), filepath.Join(r.binDir, BinaryName("tortie-ipam")), kc, conf}
 	if diff := cmp.Diff(want, res.Written); diff != "" {
 		t.Errorf("written (-want +got):\n%s", diff)
 	}
@@ -194,7 +194,7 @@ func TestInstallUnchangedWritesNothing(t *testing.T) {
 	if _, err := in.Install(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	files := []string{filepath.Join(r.binDir, "tortie"), filepath.Join(r.netDir, DefaultConfName), filepath.Join(r.netDir, DefaultKubeconfigName)}
+	files := []string{filepath.Join(r.binDir, BinaryName("tortie")), filepath.Join(r.netDir, DefaultConfName), filepath.Join(r.netDir, DefaultKubeconfigName)}
 	before := map[string]os.FileInfo{}
 	for _, f := range files {
 		before[f] = stat(t, f)
@@ -234,7 +234,7 @@ func TestInstallReplacesAtomically(t *testing.T) {
 	if _, err := in.Install(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(r.binDir, "tortie")
+	dst := filepath.Join(r.binDir, BinaryName("tortie"))
 	var old *os.File
 	if runtime.GOOS != "windows" { // Windows cannot rename over an open file
 		var err error
@@ -258,7 +258,7 @@ func TestInstallReplacesAtomically(t *testing.T) {
 	}
 	wantWritten := []string{dst}
 	if runtime.GOOS == "windows" { // tortie-ipam is a copy of the binary there, not a link to it
-		wantWritten = append(wantWritten, filepath.Join(r.binDir, "tortie-ipam"))
+		wantWritten = append(wantWritten, filepath.Join(r.binDir, BinaryName("tortie-ipam")))
 	}
 	if diff := cmp.Diff(wantWritten, res.Written); diff != "" {
 		t.Errorf("written (-want +got):\n%s", diff)
@@ -282,7 +282,9 @@ func TestInstallReplacesAtomically(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if diff := cmp.Diff([]string{"tortie", "tortie-ipam"}, names); diff != "" {
+	want := []string{BinaryName("tortie"), BinaryName("tortie-ipam")}
+	slices.Sort(want) // ReadDir's order
+	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("bin dir (-want +got):\n%s", diff)
 	}
 
@@ -428,20 +430,20 @@ func TestKeepBinariesWhenNotUpdating(t *testing.T) {
 	if err := os.MkdirAll(r.binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.binDir, "tortie"), []byte("operator's build"), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(r.binDir, BinaryName("tortie")), []byte("operator's build"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := mustInstaller(t, cfg).Install(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(r.binDir, "tortie")); string(b) != "operator's build" {
+	if b, _ := os.ReadFile(filepath.Join(r.binDir, BinaryName("tortie"))); string(b) != "operator's build" {
 		t.Errorf("binary replaced although UpdateBinaries is false: %q", b)
 	}
 	for _, n := range []string{"tortie-ipam", "calico", "calico-ipam"} {
 		if runtime.GOOS == "windows" {
 			continue
 		}
-		if l, err := os.Readlink(filepath.Join(r.binDir, n)); err != nil || l != "tortie" {
+		if l, err := os.Readlink(filepath.Join(r.binDir, BinaryName(n))); err != nil || l != "tortie" {
 			t.Errorf("%s: %q %v", n, l, err)
 		}
 	}
