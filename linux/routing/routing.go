@@ -227,13 +227,25 @@ func (m *Manager) Apply(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		for _, e := range errs {
-			m.log.Warn("routing: not programmed; retrying on the next apply", "error", e.Error())
-		}
-		return errors.Join(errs...)
+		return m.report(errs)
 	}
 	m.dirty = false
 	return nil
+}
+
+// maxReported bounds the errors logged and returned by one Apply: a missing tunnel device fails every
+// route through it, and a thousand identical lines help nobody.
+const maxReported = 20
+
+func (m *Manager) report(errs []error) error {
+	shown := errs
+	if len(errs) > maxReported {
+		shown = append(slices.Clone(errs[:maxReported]), fmt.Errorf("and %d more errors like these", len(errs)-maxReported))
+	}
+	for _, e := range shown {
+		m.log.Warn("routing: not programmed; retrying on the next apply", "error", e.Error())
+	}
+	return errors.Join(shown...)
 }
 
 func (m *Manager) families(hs *hostState) []*family {

@@ -4,6 +4,7 @@ package routing
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -588,5 +589,32 @@ func TestMTUIPv4OnlyCluster(t *testing.T) {
 	}
 	if _, err := fh.h.LinkByName("vxlan-v6.tortie"); !netlinkx.IsNotFound(err) {
 		t.Errorf("vxlan-v6.tortie exists without an IPv6 tunnel address (%v)", err)
+	}
+}
+
+// TestErrorsBounded: when every route fails for one reason (no local VXLAN tunnel address, so no
+// device), the error lists the first ones and counts the rest.
+func TestErrorsBounded(t *testing.T) {
+	fh := newFakeHost(t)
+	m, err := New(Options{Handle: fh.h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := clusterUpdates(vxlanConfig)
+	for i := range 50 {
+		us = append(us, dpmodel.RouteUpdate{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 245, byte(i), 0}), 26),
+			Route: vxRoute(dpmodel.RouteRemoteBlock, "n2", "10.0.0.2")})
+	}
+	feed(m, us)
+	err = m.Apply(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "VXLAN device vxlan.tortie is not up") || !strings.Contains(err.Error(), "more errors like these") {
+		t.Fatalf("Apply = %v", err)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != maxReported+1 {
+		t.Errorf("%d error lines, want %d", n, maxReported+1)
+	}
+	// The local routes are still programmed.
+	if got := hostText(t, fh.h); !contains(got, "route blackhole 10.244.0.0/26 proto 116") {
+		t.Errorf("local block not programmed:\n%s", strings.Join(got, "\n"))
 	}
 }
