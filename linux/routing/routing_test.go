@@ -43,6 +43,8 @@ func newFakeHost(t *testing.T) *fakeHost {
 	must(h.LinkSetUp(eth.Index))
 	must(h.AddrAdd(netlinkx.Addr{LinkIndex: eth.Index, Prefix: pfx("10.0.0.1/24")}))
 	must(h.AddrAdd(netlinkx.Addr{LinkIndex: eth.Index, Prefix: pfx("fd00::1/64"), NoDAD: true}))
+	// A default route, as a node has: nodes in other subnets are reached through it.
+	must(h.RouteAdd(netlinkx.Route{Dst: pfx("0.0.0.0/0"), Gw: ip("10.0.0.254")}))
 	pod := w.Handle("pod1")
 	cali, err := h.LinkAdd(netlinkx.NewLink{Name: "cali1", Kind: "veth", MTU: 1450, PeerName: "eth0", PeerNS: pod})
 	must(err)
@@ -616,5 +618,46 @@ func TestErrorsBounded(t *testing.T) {
 	// The local routes are still programmed.
 	if got := hostText(t, fh.h); !contains(got, "route blackhole 10.244.0.0/26 proto 116") {
 		t.Errorf("local block not programmed:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestUnreachableNode: without encapsulation, a node outside this node's subnet cannot be a next hop
+// (the kernel refuses the gateway); the error names the route and says what to change.
+func TestUnreachableNode(t *testing.T) {
+	fh := newFakeHost(t)
+	m := newManager(t, fh.h, "")
+	feed(m, []dpmodel.Update{
+		dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "n1"}},
+		dpmodel.HostUpdate{Node: "n1", Host: dpmodel.Host{IPv4: pfx("10.0.0.1/24")}},
+		dpmodel.HostUpdate{Node: "n3", Host: dpmodel.Host{IPv4: pfx("10.1.0.3/24")}},
+		dpmodel.RouteUpdate{Dst: pfx("10.244.3.0/26"), Route: dpmodel.Route{Type: dpmodel.RouteRemoteBlock, DstNode: "n3", DstNodeIP: ip("10.1.0.3")}},
+	})
+	err := m.Apply(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `route 10.244.3.0/26 to node "n3"`) || !strings.Contains(err.Error(), "vxlanMode or ipipMode") {
+		t.Fatalf("Apply = %v", err)
+	}
+}
+
+// TestCNIRouteKept: the CNI plugin's route to a pod (tortie's protocol, through a pod interface) that
+// the calculation does not report is left alone; a stale tortie route elsewhere is removed.
+func TestCNIRouteKept(t *testing.T) {
+	fh := newFakeHost(t)
+	cali, _ := fh.h.LinkByName("cali1")
+	eth, _ := fh.h.LinkByName("eth0")
+	for _, r := range []netlinkx.Route{
+		{Dst: pfx("10.244.0.9/32"), LinkIndex: cali.Index, Scope: netlinkx.ScopeLink, Protocol: 116},
+		{Dst: pfx("10.244.7.0/26"), Gw: ip("10.0.0.7"), LinkIndex: eth.Index, Protocol: 116},
+	} {
+		if err := fh.h.RouteAdd(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := newManager(t, fh.h, "")
+	feed(m, []dpmodel.Update{dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "n1", InterfacePrefixes: []string{"cali"}}}})
+	if err := m.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"route 10.244.0.9/32 dev cali1 proto 116"}, hostText(t, fh.h)); diff != "" {
+		t.Errorf("host (-want +got):\n%s", diff)
 	}
 }
