@@ -661,3 +661,41 @@ func TestCNIRouteKept(t *testing.T) {
 		t.Errorf("host (-want +got):\n%s", diff)
 	}
 }
+
+// TestWindowsPeer: a Windows node publishes its block's .1 as its VXLAN tunnel address and its HNS
+// network's DR MAC (which may be written in Windows' dashed upper-case form); the Linux side programs
+// the same neighbour, FDB entry (to the node's management address) and onlink route as for a Linux
+// peer, on VNI 4096 and port 4789, which HNS requires.
+func TestWindowsPeer(t *testing.T) {
+	fh := newFakeHost(t)
+	m := newManager(t, fh.h, "")
+	cfg := vxlanConfig
+	cfg.VXLANEnabledV6 = false
+	feed(m, []dpmodel.Update{
+		dpmodel.ConfigUpdate{Config: cfg},
+		dpmodel.HostUpdate{Node: "n1", Host: dpmodel.Host{IPv4: pfx("10.0.0.1/24")}},
+		dpmodel.HostUpdate{Node: "win1", Host: dpmodel.Host{IPv4: pfx("10.0.0.50/24")}},
+		dpmodel.VTEPUpdate{Node: "win1", VTEP: dpmodel.VTEP{TunnelIPv4: ip("10.244.9.1"), MACv4: "00-15-5D-AA-BB-CC", ParentIPv4: ip("10.0.0.50")}},
+		dpmodel.RouteUpdate{Dst: pfx("10.244.9.0/26"), Route: vxRoute(dpmodel.RouteRemoteBlock, "win1", "10.0.0.50")},
+	})
+	m.SetLocalTunnels(LocalTunnels{VXLANv4: local.VXLANv4, MACv4: local.MACv4})
+	if err := m.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"addr 10.244.0.0/32 dev vxlan.tortie",
+		"fdb 00:15:5d:aa:bb:cc dst 10.0.0.50 dev vxlan.tortie",
+		"link vxlan.tortie vxlan mtu 1450 up=true mac 66:00:00:00:00:01 vni 4096 port 4789 local 10.0.0.1 parent eth0 learning=false",
+		"neigh 10.244.9.1 lladdr 00:15:5d:aa:bb:cc dev vxlan.tortie",
+		"route 10.244.9.0/26 via 10.244.9.1 dev vxlan.tortie onlink proto 116",
+	}
+	if diff := cmp.Diff(want, hostText(t, fh.h)); diff != "" {
+		t.Errorf("host (-want +got):\n%s", diff)
+	}
+	// Idempotent with the dashed MAC too.
+	fh.h.writes.Store(0)
+	m.QueueResync()
+	if err := m.Apply(t.Context()); err != nil || fh.h.writes.Load() != 0 {
+		t.Errorf("resync: %v, %d writes", err, fh.h.writes.Load())
+	}
+}
