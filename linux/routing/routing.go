@@ -285,10 +285,14 @@ func (m *Manager) mtus(hs *hostState) mtu.Result {
 	for _, l := range slices.SortedFunc(maps.Values(hs.byIdx), func(a, b netlinkx.Link) int { return a.Index - b.Index }) {
 		ifaces = append(ifaces, autodetect.Interface{Name: l.Name, Index: l.Index, Up: l.Up && l.OperUp, MTU: l.MTU})
 	}
-	return mtu.Calculate(ifaces, m.o.MTUIfacePattern, mtu.Encap{
+	res := mtu.Calculate(ifaces, m.o.MTUIfacePattern, mtu.Encap{
 		IPIP: m.cfg.IPIPEnabled, VXLAN: m.cfg.VXLANEnabled, VXLANV6: m.cfg.VXLANEnabledV6 && v6Pool,
 		IPIPMTU: m.cfg.IPIPMTU, VXLANMTU: m.cfg.VXLANMTU, VXLANMTUV6: m.cfg.VXLANMTUV6,
 	})
+	if res.Warning != "" {
+		m.log.Warn("routing: MTU", "warning", res.Warning)
+	}
+	return res
 }
 
 // writeMTUFile writes the pod MTU when the file does not hold it (checked on every Apply that reads the
