@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -501,6 +503,55 @@ func TestKernelVXLAN(t *testing.T) {
 		}
 		l.startAgent(n)
 	})
+
+	t.Run("cleanup", func(t *testing.T) {
+		// As `tortie-node cleanup` would: the agent stopped, a manager with no state removes what tortie
+		// owns and nothing else.
+		n := nodes[2]
+		n.stopAgent(t)
+		h, err := netlinkx.Open(n.cn.NS.Path(), 10*time.Second)
+		must(t, "netlink", err)
+		defer func() { _ = h.Close() }()
+		tunnels := map[int]bool{linkIndex(h, config.VXLANDevice): true, linkIndex(h, config.VXLANDeviceV6): true}
+		delete(tunnels, 0)
+		// others lists the routes tortie does not own, leaving out the kernel's own on tortie's devices
+		// (link-local), which go with them.
+		others := func() []string {
+			routes, err := h.RouteList(netlinkx.TableMain)
+			must(t, "routes", err)
+			var out []string
+			for _, r := range routes {
+				if r.Protocol != config.RouteProtocol && !tunnels[r.LinkIndex] {
+					out = append(out, r.String())
+				}
+			}
+			slices.Sort(out)
+			return out
+		}
+		before := others()
+		if len(before) == 0 {
+			t.Fatal("no foreign routes to watch; the test proves nothing")
+		}
+		m, err := New(Options{Handle: h})
+		must(t, "manager", err)
+		must(t, "Cleanup", m.Cleanup(t.Context()))
+		if got := hostText(t, h); len(got) != 0 {
+			t.Errorf("after Cleanup tortie still owns:\n%s", strings.Join(got, "\n"))
+		}
+		if diff := cmp.Diff(before, others()); diff != "" {
+			t.Errorf("Cleanup changed routes it does not own (-before +after):\n%s", diff)
+		}
+		must(t, "second Cleanup", m.Cleanup(t.Context()))
+	})
+}
+
+// linkIndex returns name's index (0 when it does not exist).
+func linkIndex(h netlinkx.Handle, name string) int {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return 0
+	}
+	return l.Index
 }
 
 func hasLine(lines []string, sub string) bool {

@@ -181,6 +181,10 @@ func (m *Manager) readHost() (*hostState, error) {
 	return hs, nil
 }
 
+func (hs *hostState) hasAddr(a netlinkx.Addr) bool {
+	return slices.ContainsFunc(hs.addrs, func(x netlinkx.Addr) bool { return x.LinkIndex == a.LinkIndex && x.Prefix == a.Prefix })
+}
+
 func (hs *hostState) linkWithAddr(a netip.Addr) int {
 	if !a.IsValid() {
 		return 0
@@ -227,13 +231,25 @@ func (m *Manager) Apply(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		for _, e := range errs {
-			m.log.Warn("routing: not programmed; retrying on the next apply", "error", e.Error())
-		}
-		return errors.Join(errs...)
+		return m.report(errs)
 	}
 	m.dirty = false
 	return nil
+}
+
+// maxReported bounds the errors logged and returned by one Apply: a missing tunnel device fails every
+// route through it, and a thousand identical lines help nobody.
+const maxReported = 20
+
+func (m *Manager) report(errs []error) error {
+	shown := errs
+	if len(errs) > maxReported {
+		shown = append(slices.Clone(errs[:maxReported]), fmt.Errorf("and %d more errors like these", len(errs)-maxReported))
+	}
+	for _, e := range shown {
+		m.log.Warn("routing: not programmed; retrying on the next apply", "error", e.Error())
+	}
+	return errors.Join(shown...)
 }
 
 func (m *Manager) families(hs *hostState) []*family {
@@ -269,10 +285,14 @@ func (m *Manager) mtus(hs *hostState) mtu.Result {
 	for _, l := range slices.SortedFunc(maps.Values(hs.byIdx), func(a, b netlinkx.Link) int { return a.Index - b.Index }) {
 		ifaces = append(ifaces, autodetect.Interface{Name: l.Name, Index: l.Index, Up: l.Up && l.OperUp, MTU: l.MTU})
 	}
-	return mtu.Calculate(ifaces, m.o.MTUIfacePattern, mtu.Encap{
+	res := mtu.Calculate(ifaces, m.o.MTUIfacePattern, mtu.Encap{
 		IPIP: m.cfg.IPIPEnabled, VXLAN: m.cfg.VXLANEnabled, VXLANV6: m.cfg.VXLANEnabledV6 && v6Pool,
 		IPIPMTU: m.cfg.IPIPMTU, VXLANMTU: m.cfg.VXLANMTU, VXLANMTUV6: m.cfg.VXLANMTUV6,
 	})
+	if res.Warning != "" {
+		m.log.Warn("routing: MTU", "warning", res.Warning)
+	}
+	return res
 }
 
 // writeMTUFile writes the pod MTU when the file does not hold it (checked on every Apply that reads the
@@ -467,13 +487,23 @@ func (m *Manager) ensureVTEPs(f *family) []error {
 	return errs
 }
 
-// ensureIPIP configures tunl0 when IPIP is enabled and this node has an IPIP tunnel address; otherwise
-// it leaves tunl0 alone (it is the kernel's, and other software may use it) and returns 0.
+// ensureIPIP configures tunl0 when IPIP is enabled and this node has an IPIP tunnel address. Otherwise
+// it only takes this node's IPIP tunnel address off tunl0 if it is there, and returns 0: the device is
+// the kernel's, and other software may use it.
 func (m *Manager) ensureIPIP(hs *hostState, mtuWant int) (int, error) {
+	l, ok := hs.links[IPIPDevice]
 	if !m.cfg.IPIPEnabled || !m.local.IPIP.IsValid() {
+		if ok && l.Kind == "ipip" && m.local.IPIP.IsValid() {
+			a := netlinkx.Addr{LinkIndex: l.Index, Prefix: netip.PrefixFrom(m.local.IPIP, 32)}
+			if hs.hasAddr(a) {
+				if err := m.h.AddrDel(a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+					return 0, fmt.Errorf("removing address %s from %s (IPIP not in use): %w", a.Prefix, IPIPDevice, err)
+				}
+				m.log.Info("routing: removed the IPIP tunnel address", "device", IPIPDevice, "address", a.Prefix.String())
+			}
+		}
 		return 0, nil
 	}
-	l, ok := hs.links[IPIPDevice]
 	if ok && l.Kind != "ipip" {
 		return 0, fmt.Errorf("link %s exists and is a %s device, not ipip", IPIPDevice, l.Kind)
 	}
@@ -491,10 +521,12 @@ func (m *Manager) ensureIPIP(hs *hostState, mtuWant int) (int, error) {
 	return l.Index, nil
 }
 
-// want is one route tortie wants, with what it is for (errors and logs).
+// want is one route tortie wants, with what it is for (errors and logs) and, when the kernel may
+// refuse it for a reason the operator controls, a hint.
 type want struct {
 	r    netlinkx.Route
 	what string
+	hint string
 }
 
 // desired turns the recorded routes into kernel routes. A route that cannot be built now (its pod
@@ -533,7 +565,12 @@ func (m *Manager) desired(hs *hostState, fams []*family, ipipIndex int) (map[net
 			keep[r.Dst] = true
 			continue
 		}
-		out[r.Dst] = want{r: r, what: what}
+		w := want{r: r, what: what}
+		if rt.Encap == dpmodel.EncapNone && !rt.SameSubnet && rt.Type != dpmodel.RouteLocalWorkload && rt.Type != dpmodel.RouteLocalBlock {
+			w.hint = fmt.Sprintf("node %q is outside this node's subnet and its pool does not encapsulate: set the pool's "+
+				"vxlanMode or ipipMode to CrossSubnet or Always, or make the node addresses routable", rt.DstNode)
+		}
+		out[r.Dst] = w
 	}
 	return out, keep, errs
 }
@@ -651,6 +688,9 @@ func (m *Manager) syncRoutes(hs *hostState, fams []*family, ipipIndex int) []err
 			continue
 		}
 		if err := m.h.RouteReplace(w.r); err != nil {
+			if w.hint != "" && (errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH)) {
+				err = fmt.Errorf("%w (%s)", err, w.hint)
+			}
 			errs = append(errs, fmt.Errorf("route %s: %w", w.what, err))
 			continue
 		}

@@ -4,6 +4,7 @@ package routing
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,8 @@ func newFakeHost(t *testing.T) *fakeHost {
 	must(h.LinkSetUp(eth.Index))
 	must(h.AddrAdd(netlinkx.Addr{LinkIndex: eth.Index, Prefix: pfx("10.0.0.1/24")}))
 	must(h.AddrAdd(netlinkx.Addr{LinkIndex: eth.Index, Prefix: pfx("fd00::1/64"), NoDAD: true}))
+	// A default route, as a node has: nodes in other subnets are reached through it.
+	must(h.RouteAdd(netlinkx.Route{Dst: pfx("0.0.0.0/0"), Gw: ip("10.0.0.254")}))
 	pod := w.Handle("pod1")
 	cali, err := h.LinkAdd(netlinkx.NewLink{Name: "cali1", Kind: "veth", MTU: 1450, PeerName: "eth0", PeerNS: pod})
 	must(err)
@@ -588,5 +591,111 @@ func TestMTUIPv4OnlyCluster(t *testing.T) {
 	}
 	if _, err := fh.h.LinkByName("vxlan-v6.tortie"); !netlinkx.IsNotFound(err) {
 		t.Errorf("vxlan-v6.tortie exists without an IPv6 tunnel address (%v)", err)
+	}
+}
+
+// TestErrorsBounded: when every route fails for one reason (no local VXLAN tunnel address, so no
+// device), the error lists the first ones and counts the rest.
+func TestErrorsBounded(t *testing.T) {
+	fh := newFakeHost(t)
+	m, err := New(Options{Handle: fh.h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := clusterUpdates(vxlanConfig)
+	for i := range 50 {
+		us = append(us, dpmodel.RouteUpdate{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 245, byte(i), 0}), 26),
+			Route: vxRoute(dpmodel.RouteRemoteBlock, "n2", "10.0.0.2")})
+	}
+	feed(m, us)
+	err = m.Apply(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "VXLAN device vxlan.tortie is not up") || !strings.Contains(err.Error(), "more errors like these") {
+		t.Fatalf("Apply = %v", err)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != maxReported+1 {
+		t.Errorf("%d error lines, want %d", n, maxReported+1)
+	}
+	// The local routes are still programmed.
+	if got := hostText(t, fh.h); !contains(got, "route blackhole 10.244.0.0/26 proto 116") {
+		t.Errorf("local block not programmed:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestUnreachableNode: without encapsulation, a node outside this node's subnet cannot be a next hop
+// (the kernel refuses the gateway); the error names the route and says what to change.
+func TestUnreachableNode(t *testing.T) {
+	fh := newFakeHost(t)
+	m := newManager(t, fh.h, "")
+	feed(m, []dpmodel.Update{
+		dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "n1"}},
+		dpmodel.HostUpdate{Node: "n1", Host: dpmodel.Host{IPv4: pfx("10.0.0.1/24")}},
+		dpmodel.HostUpdate{Node: "n3", Host: dpmodel.Host{IPv4: pfx("10.1.0.3/24")}},
+		dpmodel.RouteUpdate{Dst: pfx("10.244.3.0/26"), Route: dpmodel.Route{Type: dpmodel.RouteRemoteBlock, DstNode: "n3", DstNodeIP: ip("10.1.0.3")}},
+	})
+	err := m.Apply(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `route 10.244.3.0/26 to node "n3"`) || !strings.Contains(err.Error(), "vxlanMode or ipipMode") {
+		t.Fatalf("Apply = %v", err)
+	}
+}
+
+// TestCNIRouteKept: the CNI plugin's route to a pod (tortie's protocol, through a pod interface) that
+// the calculation does not report is left alone; a stale tortie route elsewhere is removed.
+func TestCNIRouteKept(t *testing.T) {
+	fh := newFakeHost(t)
+	cali, _ := fh.h.LinkByName("cali1")
+	eth, _ := fh.h.LinkByName("eth0")
+	for _, r := range []netlinkx.Route{
+		{Dst: pfx("10.244.0.9/32"), LinkIndex: cali.Index, Scope: netlinkx.ScopeLink, Protocol: 116},
+		{Dst: pfx("10.244.7.0/26"), Gw: ip("10.0.0.7"), LinkIndex: eth.Index, Protocol: 116},
+	} {
+		if err := fh.h.RouteAdd(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := newManager(t, fh.h, "")
+	feed(m, []dpmodel.Update{dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "n1", InterfacePrefixes: []string{"cali"}}}})
+	if err := m.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"route 10.244.0.9/32 dev cali1 proto 116"}, hostText(t, fh.h)); diff != "" {
+		t.Errorf("host (-want +got):\n%s", diff)
+	}
+}
+
+// TestWindowsPeer: a Windows node publishes its block's .1 as its VXLAN tunnel address and its HNS
+// network's DR MAC (which may be written in Windows' dashed upper-case form); the Linux side programs
+// the same neighbour, FDB entry (to the node's management address) and onlink route as for a Linux
+// peer, on VNI 4096 and port 4789, which HNS requires.
+func TestWindowsPeer(t *testing.T) {
+	fh := newFakeHost(t)
+	m := newManager(t, fh.h, "")
+	cfg := vxlanConfig
+	cfg.VXLANEnabledV6 = false
+	feed(m, []dpmodel.Update{
+		dpmodel.ConfigUpdate{Config: cfg},
+		dpmodel.HostUpdate{Node: "n1", Host: dpmodel.Host{IPv4: pfx("10.0.0.1/24")}},
+		dpmodel.HostUpdate{Node: "win1", Host: dpmodel.Host{IPv4: pfx("10.0.0.50/24")}},
+		dpmodel.VTEPUpdate{Node: "win1", VTEP: dpmodel.VTEP{TunnelIPv4: ip("10.244.9.1"), MACv4: "00-15-5D-AA-BB-CC", ParentIPv4: ip("10.0.0.50")}},
+		dpmodel.RouteUpdate{Dst: pfx("10.244.9.0/26"), Route: vxRoute(dpmodel.RouteRemoteBlock, "win1", "10.0.0.50")},
+	})
+	m.SetLocalTunnels(LocalTunnels{VXLANv4: local.VXLANv4, MACv4: local.MACv4})
+	if err := m.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"addr 10.244.0.0/32 dev vxlan.tortie",
+		"fdb 00:15:5d:aa:bb:cc dst 10.0.0.50 dev vxlan.tortie",
+		"link vxlan.tortie vxlan mtu 1450 up=true mac 66:00:00:00:00:01 vni 4096 port 4789 local 10.0.0.1 parent eth0 learning=false",
+		"neigh 10.244.9.1 lladdr 00:15:5d:aa:bb:cc dev vxlan.tortie",
+		"route 10.244.9.0/26 via 10.244.9.1 dev vxlan.tortie onlink proto 116",
+	}
+	if diff := cmp.Diff(want, hostText(t, fh.h)); diff != "" {
+		t.Errorf("host (-want +got):\n%s", diff)
+	}
+	// Idempotent with the dashed MAC too.
+	fh.h.writes.Store(0)
+	m.QueueResync()
+	if err := m.Apply(t.Context()); err != nil || fh.h.writes.Load() != 0 {
+		t.Errorf("resync: %v, %d writes", err, fh.h.writes.Load())
 	}
 }
