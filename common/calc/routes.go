@@ -2,9 +2,7 @@ package calc
 
 import (
 	"cmp"
-	"crypto/sha1"
 	"maps"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -84,8 +82,8 @@ func (r *routeInputs) apply(k datastore.Key, del bool, v api.Resource) {
 		}
 		ni.vxlanV4, _ = netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
 		ni.vxlanV6, _ = netip.ParseAddr(n.Spec.IPv6VXLANTunnelAddr)
-		ni.macV4 = cmp.Or(n.Spec.VXLANTunnelMACAddr, derivedMAC(n.Name))
-		ni.macV6 = cmp.Or(n.Spec.VXLANTunnelMACAddrV6, derivedMAC(n.Name+"-v6"))
+		ni.macV4 = cmp.Or(n.Spec.VXLANTunnelMACAddr, dpmodel.DerivedVTEPMAC(n.Name).String())
+		ni.macV6 = cmp.Or(n.Spec.VXLANTunnelMACAddrV6, dpmodel.DerivedVTEPMAC(n.Name+"-v6").String())
 		r.nodes[k.Name] = ni
 	case api.KindIPAMBlock:
 		b, ok := v.(*api.IPAMBlock)
@@ -117,14 +115,6 @@ func parseHostPrefix(s string) netip.Prefix {
 		return netip.PrefixFrom(a, a.BitLen())
 	}
 	return netip.Prefix{}
-}
-
-// derivedMAC is the VTEP MAC of a node that has none recorded: a locally administered unicast address
-// from the SHA-1 of the name, so every node derives the same one.
-func derivedMAC(name string) string {
-	sum := sha1.Sum([]byte(name))
-	sum[0] = sum[0]&0xfe | 0x02
-	return net.HardwareAddr(sum[:6]).String()
 }
 
 // poolFor returns the most specific pool containing a.

@@ -1,7 +1,9 @@
 package dpmodel
 
 import (
+	"crypto/sha1"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -585,4 +587,14 @@ func sortMembers(ms []Member) []Member {
 	}
 	slices.SortFunc(ms, Member.Compare)
 	return slices.Compact(ms)
+}
+
+// DerivedVTEPMAC is the VTEP MAC of a node whose Node resource records none: a locally administered
+// unicast address from the SHA-1 of name (the calculation passes name+"-v6" for IPv6). The calculation
+// sends it to the node's peers and the node's own dataplane gives it to its VXLAN device, so both sides
+// must use this one function.
+func DerivedVTEPMAC(name string) net.HardwareAddr {
+	sum := sha1.Sum([]byte(name))
+	sum[0] = sum[0]&0xfe | 0x02
+	return net.HardwareAddr(sum[:6])
 }

@@ -140,7 +140,7 @@ func handBuiltVXLAN(h netlinkx.Handle, us []dpmodel.Update) error {
 			local = hu.Host.IPv4.Addr()
 		}
 	}
-	vx, err := h.LinkAdd(netlinkx.NewLink{Name: "vxhand", Kind: "vxlan", MTU: 1450, HardwareAddr: DerivedMAC("me"),
+	vx, err := h.LinkAdd(netlinkx.NewLink{Name: "vxhand", Kind: "vxlan", MTU: 1450, HardwareAddr: dpmodel.DerivedVTEPMAC("me"),
 		VXLAN: &netlinkx.VXLAN{VNI: 4096, Port: 4789, Local: local}})
 	if err != nil {
 		return err
@@ -243,15 +243,15 @@ func program(b *testing.B, nodes [2]*netlinkx.Kernel, tortie, direct bool) {
 			continue
 		}
 		if !tortie {
-			vx, err := h.LinkAdd(netlinkx.NewLink{Name: "vxhand", Kind: "vxlan", MTU: 1450, HardwareAddr: DerivedMAC(me),
+			vx, err := h.LinkAdd(netlinkx.NewLink{Name: "vxhand", Kind: "vxlan", MTU: 1450, HardwareAddr: dpmodel.DerivedVTEPMAC(me),
 				VXLAN: &netlinkx.VXLAN{VNI: 4096, Port: 4789, Local: myIP}})
 			if err != nil {
 				b.Fatal(err)
 			}
 			for _, err := range []error{
 				h.AddrAdd(netlinkx.Addr{LinkIndex: vx.Index, Prefix: netip.PrefixFrom(myTun, 32)}), h.LinkSetUp(vx.Index),
-				h.NeighSet(netlinkx.Neigh{LinkIndex: vx.Index, IP: otherTun, MAC: DerivedMAC(other)}),
-				h.FDBSet(netlinkx.FDB{LinkIndex: vx.Index, MAC: DerivedMAC(other), Dst: otherIP}),
+				h.NeighSet(netlinkx.Neigh{LinkIndex: vx.Index, IP: otherTun, MAC: dpmodel.DerivedVTEPMAC(other)}),
+				h.FDBSet(netlinkx.FDB{LinkIndex: vx.Index, MAC: dpmodel.DerivedVTEPMAC(other), Dst: otherIP}),
 				h.RouteAdd(netlinkx.Route{Dst: otherBlock, Gw: otherTun, LinkIndex: vx.Index, OnLink: true}),
 			} {
 				if err != nil {
@@ -268,7 +268,7 @@ func program(b *testing.B, nodes [2]*netlinkx.Kernel, tortie, direct bool) {
 			dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: me, VXLANEnabled: true, VXLANVNI: 4096, VXLANPort: 4789}},
 			dpmodel.HostUpdate{Node: me, Host: dpmodel.Host{IPv4: netip.PrefixFrom(myIP, 24)}},
 			dpmodel.HostUpdate{Node: other, Host: dpmodel.Host{IPv4: netip.PrefixFrom(otherIP, 24)}},
-			dpmodel.VTEPUpdate{Node: other, VTEP: dpmodel.VTEP{TunnelIPv4: otherTun, MACv4: DerivedMAC(other).String(), ParentIPv4: otherIP}},
+			dpmodel.VTEPUpdate{Node: other, VTEP: dpmodel.VTEP{TunnelIPv4: otherTun, MACv4: dpmodel.DerivedVTEPMAC(other).String(), ParentIPv4: otherIP}},
 			dpmodel.RouteUpdate{Dst: otherBlock, Route: dpmodel.Route{Type: dpmodel.RouteRemoteBlock, Encap: dpmodel.EncapVXLAN, DstNode: other,
 				DstNodeIP: otherIP}},
 		})

@@ -5,7 +5,6 @@ package routing
 import (
 	"cmp"
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,7 +39,7 @@ const IPIPDevice = "tunl0"
 // allocates and publishes them); the calculation sends VTEPs of remote nodes only.
 type LocalTunnels struct {
 	VXLANv4, VXLANv6 netip.Addr
-	// MACv4 and MACv6 are Node.spec.vxlanTunnelMACAddr(V6); empty: DerivedMAC, as the calculation
+	// MACv4 and MACv6 are Node.spec.vxlanTunnelMACAddr(V6); empty: dpmodel.DerivedVTEPMAC, as the calculation
 	// assumes for a node that published none.
 	MACv4, MACv6 string
 	IPIP         netip.Addr
@@ -131,15 +130,6 @@ func (m *Manager) OnUpdate(u dpmodel.Update) {
 
 // QueueResync makes the next Apply read the kernel and repair drift even if nothing changed.
 func (m *Manager) QueueResync() { m.dirty = true }
-
-// DerivedMAC is the VTEP MAC the calculation assumes for a node that published none: a locally
-// administered unicast address from the SHA-1 of name (name+"-v6" for IPv6). It must stay equal to
-// common/calc's derivation, or such a node's peers would send to the wrong MAC.
-func DerivedMAC(name string) net.HardwareAddr {
-	sum := sha1.Sum([]byte(name))
-	sum[0] = sum[0]&0xfe | 0x02
-	return net.HardwareAddr(sum[:6])
-}
 
 // family is one address family's view of this node.
 type family struct {
@@ -269,7 +259,7 @@ func (m *Manager) localMAC(published, name string) net.HardwareAddr {
 	if mac, err := net.ParseMAC(published); err == nil && len(mac) == 6 {
 		return mac
 	}
-	return DerivedMAC(name)
+	return dpmodel.DerivedVTEPMAC(name)
 }
 
 // mtus computes the device and pod MTUs with start-up's computation and its notion of "in use", so both
