@@ -49,9 +49,9 @@ type State struct {
 	NodeBin string `json:"nodeBin"`
 	CNIBin  string `json:"cniBin"`
 	// Etcd is the datastore's process and client URL.
-	Etcd     Proc   `json:"etcd"`
-	EtcdURL  string `json:"etcdURL"`
-	Nodes    []*Node `json:"nodes"`
+	Etcd    Proc    `json:"etcd"`
+	EtcdURL string  `json:"etcdURL"`
+	Nodes   []*Node `json:"nodes"`
 	// Namespaces maps each namespace to its labels.
 	Namespaces map[string]map[string]string `json:"namespaces"`
 	// Pods by "ns/name".
