@@ -36,7 +36,7 @@ metadata: {name: a-from-y, namespace: x}
 spec:
   podSelector: {matchLabels: {pod: a}}
   ingress:
-  - from: [{namespaceSelector: {matchLabels: {ns: y}}}]
+  - from: [{namespaceSelector: {matchLabels: {ns: 'y'}}}]
     ports: [{port: 80, protocol: TCP}]
 `, port: "80", proto: "TCP"},
 	{say: "The same pods on TCP 81: the allow names port 80 only, so x stays closed on 81.", port: "81", proto: "TCP"},

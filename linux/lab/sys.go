@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -44,13 +45,24 @@ func createNetNS(name string) error {
 	if err := <-errc; err != nil {
 		return err
 	}
-	return inNetNS(name, func() error {
-		out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("network namespace %s: lo up: %w: %s", name, err, bytes.TrimSpace(out))
-		}
-		return nil
-	})
+	nsh, err := netns.GetFromPath(netnsPath(name))
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	defer nsh.Close() //nolint:errcheck // read-only handle
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: netlink: %w", name, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		return fmt.Errorf("network namespace %s: lo up: %w", name, err)
+	}
+	return nil
 }
 
 // deleteNetNS unmounts and removes the named namespace; a missing one is no error.
