@@ -63,10 +63,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return int(ec)
 	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "accepts ") ||
 		strings.HasPrefix(err.Error(), "requires "):
-		fmt.Fprintf(env.Stderr, "tortie-lab: %v\nRun 'tortie-lab --help' for usage.\n", err)
+		printf(env.Stderr, "tortie-lab: %v\nRun 'tortie-lab --help' for usage.\n", err)
 		return exitUsage
 	}
-	fmt.Fprintf(env.Stderr, "tortie-lab: %v\n", err)
+	printf(env.Stderr, "tortie-lab: %v\n", err)
 	return exitError
 }
 
@@ -204,7 +204,7 @@ func (a *app) down() *cobra.Command {
 			if err := lab.Down(a.dir, a.out()); err != nil {
 				return err
 			}
-			fmt.Fprintln(a.out(), "lab down")
+			printf(a.out(), "lab down\n")
 			return nil
 		},
 	}
@@ -495,3 +495,6 @@ func readyFile() io.WriteCloser {
 	}
 	return f
 }
+
+// printf writes to the terminal; there is nothing useful to do when that fails.
+func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }

@@ -91,7 +91,7 @@ func (a *app) runDemo(ctx context.Context, o lab.UpOptions, keep bool) (err erro
 	w := a.out()
 	start := time.Now()
 	say := func(format string, args ...any) {
-		fmt.Fprintf(w, "\n[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		printf(w, "\n[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	say("Creating a lab: %d nodes (network namespaces on bridge %s), an embedded etcd, a tortie-node per node.", o.Nodes, lab.BridgeName)
 	if err := lab.Up(ctx, a.dir, o, w); err != nil {
@@ -133,7 +133,7 @@ func (a *app) runDemo(ctx context.Context, o lab.UpOptions, keep bool) (err erro
 				continue
 			}
 			for _, line := range strings.Split(strings.TrimSpace(docs), "\n") {
-				fmt.Fprintf(w, "    | %s\n", line)
+				printf(w, "    | %s\n", line)
 			}
 			if code := l.Tortiectl(ctx, []string{verb, "-f", "-"}, strings.NewReader(docs), w, a.env.Stderr); code != 0 {
 				return fmt.Errorf("the demo's %s failed (exit %d)", verb, code)

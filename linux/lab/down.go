@@ -45,7 +45,7 @@ func down(dir string, out io.Writer) error {
 		s.Etcd.kill()
 	}
 	if pids := labProcesses(dir, names); len(pids) > 0 {
-		fmt.Fprintf(out, "stopping %d processes\n", len(pids))
+		printf(out, "stopping %d processes\n", len(pids))
 		for _, pid := range pids {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
@@ -65,7 +65,7 @@ func down(dir string, out io.Writer) error {
 		}
 	}
 	if len(links) > 0 {
-		fmt.Fprintf(out, "deleted links %s\n", strings.Join(links, " "))
+		printf(out, "deleted links %s\n", strings.Join(links, " "))
 	}
 	for _, n := range names {
 		if err := deleteNetNS(n); err != nil {
@@ -73,12 +73,12 @@ func down(dir string, out io.Writer) error {
 		}
 	}
 	if len(names) > 0 {
-		fmt.Fprintf(out, "deleted network namespaces %s\n", strings.Join(names, " "))
+		printf(out, "deleted network namespaces %s\n", strings.Join(names, " "))
 	}
 	if n, err := deleteRules(); err != nil {
 		errs = append(errs, err)
 	} else if n > 0 {
-		fmt.Fprintf(out, "deleted %d iptables rule(s) commented %q\n", n, RuleComment)
+		printf(out, "deleted %d iptables rule(s) commented %q\n", n, RuleComment)
 	}
 	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("removing the state directory: %w", err))

@@ -306,29 +306,29 @@ func (l *Lab) touchMarker(ctx context.Context) (int64, error) {
 
 // Status writes the nodes with their agents' health and the pods with their addresses.
 func (l *Lab) Status(ctx context.Context, w io.Writer) error {
-	fmt.Fprintf(w, "datastore %s (%s, pid %d, %s)  pods %s  encap %s  dataplane %s\n\n", l.s.EtcdURL, l.s.Datastore, l.s.Etcd.PID,
+	printf(w, "datastore %s (%s, pid %d, %s)  pods %s  encap %s  dataplane %s\n\n", l.s.EtcdURL, l.s.Datastore, l.s.Etcd.PID,
 		aliveWord(l.s.Etcd.Alive()), l.s.PodCIDR, l.s.Encap, l.s.Dataplane)
-	fmt.Fprintf(w, "%-6s %-15s %-8s %-8s %-34s\n", "NODE", "ADDRESS", "PID", "PROCESS", "AGENT")
+	printf(w, "%-6s %-15s %-8s %-8s %-34s\n", "NODE", "ADDRESS", "PID", "PROCESS", "AGENT")
 	for _, n := range l.s.Nodes {
 		agent := "unreachable"
 		if st, err := agentStatus(ctx, n); err == nil {
 			agent = fmt.Sprintf("ready=%t datastore=%s revision=%d", st.Ready, st.Datastore, st.AppliedRevision)
 		}
-		fmt.Fprintf(w, "%-6s %-15s %-8d %-8s %s\n", n.Name, n.IP.Addr(), n.Agent.PID, aliveWord(n.Agent.Alive()), agent)
+		printf(w, "%-6s %-15s %-8d %-8s %s\n", n.Name, n.IP.Addr(), n.Agent.PID, aliveWord(n.Agent.Alive()), agent)
 	}
-	fmt.Fprintf(w, "\n%-14s %-5s %-15s %-8s %-40s %s\n", "POD", "NODE", "ADDRESS", "SERVER", "PORTS", "LABELS")
+	printf(w, "\n%-14s %-5s %-15s %-8s %-40s %s\n", "POD", "NODE", "ADDRESS", "SERVER", "PORTS", "LABELS")
 	for _, p := range l.s.sortedPods() {
 		var ports []string
 		for _, pt := range p.Ports {
 			ports = append(ports, fmt.Sprintf("%d/%s", pt.Port, pt.Protocol))
 		}
-		fmt.Fprintf(w, "%-14s %-5s %-15s %-8s %-40s %s\n", p.ID(), l.s.Nodes[p.Node-1].Name, p.IP, aliveWord(p.Server.Alive()),
+		printf(w, "%-14s %-5s %-15s %-8s %-40s %s\n", p.ID(), l.s.Nodes[p.Node-1].Name, p.IP, aliveWord(p.Server.Alive()),
 			strings.Join(ports, ","), labelString(p.Labels))
 	}
 	if len(l.s.Namespaces) > 0 {
-		fmt.Fprintf(w, "\n%-14s %s\n", "NAMESPACE", "LABELS")
+		printf(w, "\n%-14s %s\n", "NAMESPACE", "LABELS")
 		for _, ns := range slices.Sorted(maps.Keys(l.s.Namespaces)) {
-			fmt.Fprintf(w, "%-14s %s\n", ns, labelString(l.s.Namespaces[ns]))
+			printf(w, "%-14s %s\n", ns, labelString(l.s.Namespaces[ns]))
 		}
 	}
 	return nil
@@ -348,3 +348,6 @@ func labelString(m map[string]string) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// printf writes progress and tables; there is nothing useful to do when the terminal is gone.
+func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -234,7 +235,7 @@ func probeOne(ctx context.Context, srcNS string, dst netip.Addr, dstID string, t
 				if err == nil {
 					return fmt.Errorf("%s answered %q, want %q", addr, buf[:n], want)
 				}
-				if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
 					// ICMP unreachable (refused): wait out the interval, as a dropped packet would.
 					time.Sleep(time.Until(earliest(deadline, time.Now().Add(200*time.Millisecond))))
 				}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,10 +179,4 @@ func ServeEtcd(ctx context.Context, dataDir, clientURL, peerURL string, ready io
 	case err := <-em.Err():
 		return fmt.Errorf("embedded etcd: %w", err)
 	}
-}
-
-// readyPipe returns a pipe whose write end a child gets as fd 3, and a wait that returns once the
-// child wrote "ok" or fails with the child's log tail when it exited or timed out first.
-func readyPipe() (r, w *os.File, err error) {
-	return os.Pipe()
 }

@@ -151,7 +151,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 		NodeBin: o.NodeBin, CNIBin: o.CNIBin, Namespaces: map[string]map[string]string{}, Pods: map[string]*Pod{}}
 	defer func() {
 		if err != nil {
-			fmt.Fprintf(out, "up failed; removing what it made\n")
+			printf(out, "up failed; removing what it made\n")
 			if derr := down(dir, io.Discard); derr != nil {
 				err = errors.Join(err, fmt.Errorf("removing the failed lab: %w", derr))
 			}
@@ -162,7 +162,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 	}
 	start := time.Now()
 	progress := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		printf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	progress("underlay bridge %s %s", BridgeName, bridgeIP(o.Underlay))
 	if err := makeBridge(o.Underlay); err != nil {
@@ -193,7 +193,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 	if s.Dataplane == "auto" {
 		s.Dataplane = detectDataplane(ctx, o.NodeBin, s.Nodes[0].NetNS)
 		if s.Dataplane == "fake" {
-			fmt.Fprintln(out, "NOTE: this tortie-node has no Linux dataplane yet (`run --dataplane linux` says it is not wired); "+
+			printf(out, "%s\n", "NOTE: this tortie-node has no Linux dataplane yet (`run --dataplane linux` says it is not wired); "+
 				"the agents run --dataplane fake: policy is computed but not enforced, and pods on different nodes do not reach each other")
 		}
 	}
@@ -353,7 +353,7 @@ func waitReady(r *os.File, p Proc, logPath, what string, timeout time.Duration) 
 		return nil
 	}
 	p.kill()
-	return fmt.Errorf("%s did not start (%v); its log:\n%s", what, err, logTail(logPath))
+	return fmt.Errorf("%s did not start (%w); its log:\n%s", what, err, logTail(logPath))
 }
 
 // logTail returns the last lines of a log file, indented.
