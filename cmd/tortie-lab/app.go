@@ -99,7 +99,7 @@ is in --dir. docs/lab.md documents the command line.`,
 	root.PersistentFlags().StringVar(&a.dir, "dir", def, "the lab's state directory (default: TORTIE_LAB_DIR, else "+lab.DefaultDir+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.up(), a.down(), a.ns(), a.pod(), a.applyCmd("apply"), a.applyCmd("delete"), a.sync(), a.probe(),
-		a.trace(), a.status(), a.demo(), a.serveEtcd(), a.servePod())
+		a.trace(), a.status(), a.demo(), a.node(), a.datastore(), a.serveEtcd(), a.servePod())
 	return root
 }
 
@@ -112,7 +112,6 @@ func (a *app) withLab(f func(*lab.Lab) error) error {
 		return err
 	}
 	defer l.Close()
-	l.LabBin = a.self()
 	return f(l)
 }
 
@@ -498,3 +497,65 @@ func readyFile() io.WriteCloser {
 
 // printf writes to the terminal; there is nothing useful to do when that fails.
 func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
+
+// node and datastore break and mend the lab on purpose (the reliability scenarios).
+func (a *app) node() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "kill or start a node's agent (reliability tests)"}
+	parse := func(s string) (int, error) {
+		i, err := strconv.Atoi(s)
+		if err != nil || i < 1 {
+			return 0, usageError{fmt.Errorf("node %q: give the node's number, 1..N", s)}
+		}
+		return i, nil
+	}
+	kill := &cobra.Command{
+		Use:   "kill I",
+		Short: "kill node I's tortie-node with SIGKILL (what it programmed stays)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			i, err := parse(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withLab(func(l *lab.Lab) error { return l.KillAgent(i) })
+		},
+	}
+	var timeout time.Duration
+	start := &cobra.Command{
+		Use:   "start I [--timeout D]",
+		Short: "start node I's tortie-node again (if it is not running) and wait until it is ready",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, err := parse(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withLab(func(l *lab.Lab) error { return l.StartAgent(cmd.Context(), i, timeout) })
+		},
+	}
+	start.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for readiness")
+	cmd.AddCommand(kill, start)
+	return cmd
+}
+
+func (a *app) datastore() *cobra.Command {
+	cmd := &cobra.Command{Use: "datastore", Short: "stop or start the lab's etcd (reliability tests)"}
+	stop := &cobra.Command{
+		Use:   "stop",
+		Short: "kill the datastore's process (its data stays)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return a.withLab(func(l *lab.Lab) error { l.StopDatastore(); return nil })
+		},
+	}
+	start := &cobra.Command{
+		Use:   "start",
+		Short: "start the datastore again on its data",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return a.withLab(func(l *lab.Lab) error { return l.StartDatastore() })
+		},
+	}
+	cmd.AddCommand(stop, start)
+	return cmd
+}

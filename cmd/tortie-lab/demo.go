@@ -110,7 +110,6 @@ func (a *app) runDemo(ctx context.Context, o lab.UpOptions, keep bool) (err erro
 		return err
 	}
 	defer l.Close()
-	l.LabBin = a.self()
 	if l.State().Dataplane == "fake" {
 		say("WARNING: the agents run the fake dataplane (this tortie-node has no Linux dataplane): policy is computed but " +
 			"not enforced and pods on different nodes cannot reach each other, so the matrices below do not show what the sentences say.")

@@ -34,8 +34,6 @@ type Lab struct {
 	s      *State
 	be     datastore.Backend
 	unlock func()
-	// LabBin is tortie-lab, which serves the pods (`serve-pod`).
-	LabBin string
 }
 
 // Open locks the lab in dir and connects to its datastore.
@@ -351,3 +349,46 @@ func labelString(m map[string]string) string {
 
 // printf writes progress and tables; there is nothing useful to do when the terminal is gone.
 func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
+
+// KillAgent kills node i's tortie-node with SIGKILL (a crash: nothing is cleaned up).
+func (l *Lab) KillAgent(i int) error {
+	n, err := l.s.node(i)
+	if err != nil {
+		return err
+	}
+	n.Agent.kill()
+	return nil
+}
+
+// StartAgent starts node i's tortie-node again if it is not running, and waits until it is ready.
+func (l *Lab) StartAgent(ctx context.Context, i int, timeout time.Duration) error {
+	n, err := l.s.node(i)
+	if err != nil {
+		return err
+	}
+	if !n.Agent.Alive() {
+		if err := startAgent(l.dir, l.s, n); err != nil {
+			return err
+		}
+		if err := l.s.save(l.dir); err != nil {
+			return err
+		}
+	}
+	return waitAgents(ctx, l.dir, &State{Nodes: []*Node{n}}, 0, timeout)
+}
+
+// StopDatastore kills the datastore's process (the agents keep their state and retry).
+func (l *Lab) StopDatastore() {
+	l.s.Etcd.kill()
+}
+
+// StartDatastore starts the datastore again on the same data and address, if it is not running.
+func (l *Lab) StartDatastore() error {
+	if l.s.Etcd.Alive() {
+		return nil
+	}
+	if err := startEtcd(l.dir, l.s); err != nil {
+		return err
+	}
+	return l.s.save(l.dir)
+}

@@ -233,7 +233,7 @@ func (l *Lab) startServer(p *Pod) (Proc, error) {
 	for _, pt := range p.Ports {
 		args = append(args, "--port", pt.String())
 	}
-	proc, err := startDetached(p.NetNS, l.podLog(p), []string{"PATH=" + os.Getenv("PATH")}, w, l.LabBin, args...)
+	proc, err := startDetached(p.NetNS, l.podLog(p), []string{"PATH=" + os.Getenv("PATH")}, w, l.s.LabBin, args...)
 	_ = w.Close()
 	if err != nil {
 		return Proc{}, fmt.Errorf("pod %s: %w", p.ID(), err)

@@ -48,6 +48,10 @@ type State struct {
 	// NodeBin and CNIBin are the tortie-node and tortie-cni binaries the lab runs.
 	NodeBin string `json:"nodeBin"`
 	CNIBin  string `json:"cniBin"`
+	// LabBin is tortie-lab (it serves the embedded etcd and the pods); EtcdBin is Debian's etcd for
+	// --datastore etcd.
+	LabBin  string `json:"labBin"`
+	EtcdBin string `json:"etcdBin,omitempty"`
 	// Etcd is the datastore's process and client URL.
 	Etcd    Proc    `json:"etcd"`
 	EtcdURL string  `json:"etcdURL"`

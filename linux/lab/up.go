@@ -148,7 +148,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 		return fmt.Errorf("creating the state directory: %w", err)
 	}
 	s := &State{Underlay: o.Underlay, PodCIDR: o.PodCIDR, Encap: o.Encap, Datastore: o.Datastore,
-		NodeBin: o.NodeBin, CNIBin: o.CNIBin, Namespaces: map[string]map[string]string{}, Pods: map[string]*Pod{}}
+		NodeBin: o.NodeBin, CNIBin: o.CNIBin, LabBin: o.LabBin, EtcdBin: o.EtcdBin, Namespaces: map[string]map[string]string{}, Pods: map[string]*Pod{}}
 	defer func() {
 		if err != nil {
 			printf(out, "up failed; removing what it made\n")
@@ -169,7 +169,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 		return err
 	}
 	progress("datastore: %s etcd on %s", o.Datastore, bridgeIP(o.Underlay).Addr())
-	if err := startEtcd(dir, s, o); err != nil {
+	if err := startEtcd(dir, s); err != nil {
 		return err
 	}
 	if err := s.save(dir); err != nil {
@@ -300,8 +300,8 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-func startEtcd(dir string, s *State, o UpOptions) error {
-	ip := bridgeIP(o.Underlay).Addr().String()
+func startEtcd(dir string, s *State) error {
+	ip := bridgeIP(s.Underlay).Addr().String()
 	client, peer := "http://"+ip+":2379", "http://"+ip+":2380"
 	data := filepath.Join(dir, "etcd")
 	r, w, err := os.Pipe()
@@ -310,13 +310,13 @@ func startEtcd(dir string, s *State, o UpOptions) error {
 	}
 	defer r.Close() //nolint:errcheck // read end
 	var p Proc
-	switch o.Datastore {
+	switch s.Datastore {
 	case "embedded":
-		p, err = startDetached("", filepath.Join(dir, "etcd.log"), os.Environ(), w, o.LabBin,
+		p, err = startDetached("", filepath.Join(dir, "etcd.log"), os.Environ(), w, s.LabBin,
 			"serve-etcd", "--data-dir", data, "--client-url", client, "--peer-url", peer)
 	case "etcd":
 		_ = w.Close()
-		p, err = startDetached("", filepath.Join(dir, "etcd.log"), os.Environ(), nil, o.EtcdBin,
+		p, err = startDetached("", filepath.Join(dir, "etcd.log"), os.Environ(), nil, s.EtcdBin,
 			"--name", "tortie-lab", "--data-dir", data, "--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "tortie-lab="+peer,
 			"--unsafe-no-fsync")
@@ -326,7 +326,7 @@ func startEtcd(dir string, s *State, o UpOptions) error {
 		return err
 	}
 	s.Etcd, s.EtcdURL = p, client
-	if o.Datastore == "embedded" {
+	if s.Datastore == "embedded" {
 		return waitReady(r, p, filepath.Join(dir, "etcd.log"), "the embedded etcd", time.Minute)
 	}
 	// Debian's etcd has no ready pipe: wait until it accepts connections.
