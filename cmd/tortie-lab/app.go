@@ -500,7 +500,7 @@ func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, for
 
 // node and datastore break and mend the lab on purpose (the reliability scenarios).
 func (a *app) node() *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "kill or start a node's agent (reliability tests)"}
+	cmd := &cobra.Command{Use: "node", Short: "kill, start, remove or add nodes (reliability tests)"}
 	parse := func(s string) (int, error) {
 		i, err := strconv.Atoi(s)
 		if err != nil || i < 1 {
@@ -534,7 +534,34 @@ func (a *app) node() *cobra.Command {
 		},
 	}
 	start.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for readiness")
-	cmd.AddCommand(kill, start)
+	del := &cobra.Command{
+		Use:   "del I",
+		Short: "remove node I: its pods, agent, namespace and Node; IPAM releases what it held",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i, err := parse(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withLab(func(l *lab.Lab) error { return l.RemoveNode(cmd.Context(), i, a.out()) })
+		},
+	}
+	add := &cobra.Command{
+		Use:   "add [--timeout D]",
+		Short: "bring back the first removed node (else add one) and wait until its agent is ready",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withLab(func(l *lab.Lab) error {
+				i, err := l.AddNode(cmd.Context(), timeout)
+				if err == nil {
+					printf(a.out(), "node %d ready\n", i)
+				}
+				return err
+			})
+		},
+	}
+	add.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for readiness")
+	cmd.AddCommand(kill, start, del, add)
 	return cmd
 }
 

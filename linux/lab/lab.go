@@ -11,11 +11,14 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -234,7 +237,7 @@ func waitAgents(ctx context.Context, dir string, s *State, rev int64, timeout ti
 	defer cancel()
 	for {
 		var waiting []string
-		for _, n := range s.Nodes {
+		for _, n := range s.liveNodes() {
 			if !n.Agent.Alive() {
 				return fmt.Errorf("node %s: tortie-node exited; its log (%s):\n%s", n.Name,
 					nodeDir(dir, n)+"/tortie-node.log", logTail(nodeDir(dir, n)+"/tortie-node.log"))
@@ -308,6 +311,10 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 		aliveWord(l.s.Etcd.Alive()), l.s.PodCIDR, l.s.Encap, l.s.Dataplane)
 	printf(w, "%-6s %-15s %-8s %-8s %-34s\n", "NODE", "ADDRESS", "PID", "PROCESS", "AGENT")
 	for _, n := range l.s.Nodes {
+		if n.Removed {
+			printf(w, "%-6s %-15s %-8s %-8s %s\n", n.Name, n.IP.Addr(), "-", "removed", "-")
+			continue
+		}
 		agent := "unreachable"
 		if st, err := agentStatus(ctx, n); err == nil {
 			agent = fmt.Sprintf("ready=%t datastore=%s revision=%d", st.Ready, st.Datastore, st.AppliedRevision)
@@ -391,4 +398,93 @@ func (l *Lab) StartDatastore() error {
 		return err
 	}
 	return l.s.save(l.dir)
+}
+
+// RemoveNode takes node i away as an operator would: its pods are deleted (CNI DEL releases their
+// addresses), its agent stopped, its namespace and link removed, its Node deleted, and what IPAM still
+// holds for it (tunnel addresses, block affinities) released through `tortiectl ipam check` and
+// `ipam release --from-report`.
+func (l *Lab) RemoveNode(ctx context.Context, i int, out io.Writer) error {
+	n, err := l.s.node(i)
+	if err != nil {
+		return err
+	}
+	if len(l.s.liveNodes()) == 1 {
+		return fmt.Errorf("node %s is the lab's last node; `tortie-lab down` removes the lab", n.Name)
+	}
+	for _, p := range l.s.sortedPods() {
+		if p.Node == i {
+			if err := l.DeletePod(ctx, p.ID()); err != nil {
+				return err
+			}
+			printf(out, "deleted pod %s\n", p.ID())
+		}
+	}
+	n.Agent.kill()
+	for _, pid := range labProcesses("/nonexistent-lab-dir", []string{n.NetNS}) {
+		Proc{PID: pid}.forceKill()
+	}
+	if link, err := netlink.LinkByName(n.HostLink); err == nil {
+		if err := netlink.LinkDel(link); err != nil {
+			return fmt.Errorf("node %s: deleting link %s: %w", n.Name, n.HostLink, err)
+		}
+	}
+	if err := deleteNetNS(n.NetNS); err != nil {
+		return err
+	}
+	n.Removed = true
+	if err := l.s.save(l.dir); err != nil {
+		return err
+	}
+	if _, err := l.be.Delete(ctx, datastore.Key{Kind: api.KindNode, Name: n.Name}, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		return fmt.Errorf("deleting Node %s: %w", n.Name, err)
+	}
+	report := filepath.Join(l.dir, "ipam-report-"+n.Name+".json")
+	var msgs strings.Builder
+	// ipam check exits non-zero when it finds problems (the removed node's, here); the report is what counts.
+	if code := l.Tortiectl(ctx, []string{"ipam", "check", "-o", report}, nil, &msgs, &msgs); code == 0 {
+		printf(out, "removed node %s; IPAM holds nothing for it\n", n.Name)
+		return nil
+	}
+	if _, err := os.Stat(report); err != nil {
+		return fmt.Errorf("node %s: tortiectl ipam check wrote no report: %s", n.Name, msgs.String())
+	}
+	msgs.Reset()
+	if code := l.Tortiectl(ctx, []string{"ipam", "release", "--from-report", report}, nil, &msgs, &msgs); code != 0 {
+		return fmt.Errorf("node %s: tortiectl ipam release: %s", n.Name, msgs.String())
+	}
+	printf(out, "removed node %s\n%s", n.Name, msgs.String())
+	return nil
+}
+
+// AddNode brings back the first removed node, else adds a new one, and waits until its agent is
+// ready; it returns the node's index.
+func (l *Lab) AddNode(ctx context.Context, timeout time.Duration) (int, error) {
+	var n *Node
+	for _, c := range l.s.Nodes {
+		if c.Removed {
+			n = c
+			break
+		}
+	}
+	if n == nil {
+		i := len(l.s.Nodes) + 1
+		if i > MaxNodes {
+			return 0, fmt.Errorf("the lab has %d nodes, the most it can", MaxNodes)
+		}
+		n = &Node{Name: fmt.Sprintf("n%d", i), Index: i, NetNS: fmt.Sprintf("%s-n%d", NamePrefix, i),
+			IP: nodeIP(l.s.Underlay, i), HostLink: fmt.Sprintf("%s-n%d", NamePrefix, i), Removed: true}
+		l.s.Nodes = append(l.s.Nodes, n)
+	}
+	if err := makeNode(l.dir, l.s, n); err != nil {
+		return 0, err
+	}
+	n.Removed = false
+	if err := startAgent(l.dir, l.s, n); err != nil {
+		return 0, err
+	}
+	if err := l.s.save(l.dir); err != nil {
+		return 0, err
+	}
+	return n.Index, waitAgents(ctx, l.dir, &State{Nodes: []*Node{n}}, 0, timeout)
 }

@@ -179,10 +179,10 @@ func (l *Lab) leastLoaded() int {
 	for _, p := range l.s.Pods {
 		count[p.Node]++
 	}
-	best := 1
-	for i := 2; i <= len(l.s.Nodes); i++ {
-		if count[i] < count[best] {
-			best = i
+	best := 0
+	for _, n := range l.s.liveNodes() {
+		if best == 0 || count[n.Index] < count[best] {
+			best = n.Index
 		}
 	}
 	return best

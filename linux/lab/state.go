@@ -80,6 +80,8 @@ type Node struct {
 	// HostLink is the root-namespace end of the node's underlay veth.
 	HostLink string `json:"hostLink"`
 	Agent    Proc   `json:"agent"`
+	// Removed: `node del` took the node away; `node add` brings it back.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // Port is one port a pod serves.
@@ -112,7 +114,21 @@ func (s *State) node(i int) (*Node, error) {
 	if i < 1 || i > len(s.Nodes) {
 		return nil, fmt.Errorf("--node %d: the lab has nodes 1 to %d", i, len(s.Nodes))
 	}
+	if s.Nodes[i-1].Removed {
+		return nil, fmt.Errorf("--node %d: node %s was removed (`node add` brings it back)", i, s.Nodes[i-1].Name)
+	}
 	return s.Nodes[i-1], nil
+}
+
+// liveNodes lists the nodes that were not removed.
+func (s *State) liveNodes() []*Node {
+	var out []*Node
+	for _, n := range s.Nodes {
+		if !n.Removed {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // sortedPods lists the pods by namespace, then name.
