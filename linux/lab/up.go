@@ -39,6 +39,9 @@ var (
 // MaxNodes bounds --nodes (addresses .11 to .10+N of the underlay; link names stay short).
 const MaxNodes = 50
 
+// ResyncInterval is the agents' refresh interval in the lab (FELIX_*REFRESHINTERVAL).
+const ResyncInterval = 30 * time.Second
+
 // healthPort is where each agent serves /readyz and /status (Felix's default HealthPort).
 const healthPort = 9099
 
@@ -504,6 +507,10 @@ func nodeEnv(s *State, n *Node) []string {
 		"FELIX_HEALTHHOST=0.0.0.0",
 		"FELIX_HEALTHPORT=" + strconv.Itoa(healthPort),
 		"FELIX_LOGSEVERITYSCREEN=info",
+		// Resync (drift repair) every 30 s instead of 90-180 s, so a lab shows and tests repair quickly.
+		"FELIX_ROUTEREFRESHINTERVAL=" + strconv.Itoa(int(ResyncInterval.Seconds())),
+		"FELIX_IPTABLESREFRESHINTERVAL=" + strconv.Itoa(int(ResyncInterval.Seconds())),
+		"FELIX_IPSETSREFRESHINTERVAL=" + strconv.Itoa(int(ResyncInterval.Seconds())),
 	}
 }
 

@@ -353,3 +353,25 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDebianEtcd: --datastore etcd runs Debian's etcd (TORTIE_ETCD or PATH) instead of the embedded one.
+func TestDebianEtcd(t *testing.T) {
+	etcdBin := os.Getenv("TORTIE_ETCD")
+	if etcdBin == "" {
+		etcdBin, _ = exec.LookPath("etcd")
+	}
+	if etcdBin == "" {
+		t.Skip("no etcd binary (apt-get install etcd-server, or set TORTIE_ETCD)")
+	}
+	l := newLab(t, "--nodes", "1", "--datastore", "etcd")
+	l.must("", "ns", "add", "x")
+	l.must("", "pod", "add", "x/a")
+	l.must("", "pod", "add", "x/b")
+	l.must("", "sync")
+	if got := l.probe("--port", "81", "--proto", "UDP"); !slices.Equal(got.Results["UDP/81"], []string{"..", ".."}) {
+		t.Errorf("probe UDP/81 on Debian's etcd: %v", got.Results)
+	}
+	if out := l.must("", "status"); !strings.Contains(out, "(etcd, pid") {
+		t.Errorf("status does not show Debian's etcd:\n%s", out)
+	}
+}

@@ -256,3 +256,38 @@ func TestNodeRemovedAndReadded(t *testing.T) {
 		t.Errorf("x/b → x/e on the re-added node n2: %v", got.Results["TCP/80"])
 	}
 }
+
+// TestDriftRepaired: with the Linux dataplane, rules removed behind the agent's back (node 1's FORWARD
+// chain flushed, which drops tortie's hooks) are back within one resync interval (lab.ResyncInterval,
+// plus the Apply).
+func TestDriftRepaired(t *testing.T) {
+	l := newLab(t, "--nodes", "1")
+	if dp := l.dataplane(); dp != "linux" {
+		t.Skipf("needs the Linux dataplane (it programs the rules that drift): tortie-node runs --dataplane %s", dp)
+	}
+	l.must("", "ns", "add", "x")
+	l.must("", "pod", "add", "x/a", "--label", "pod=a")
+	l.must("", "pod", "add", "x/b", "--label", "pod=b")
+	l.must(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-a, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress: [{from: [{podSelector: {matchLabels: {pod: a}}}]}]
+`, "apply", "-f", "-")
+	l.must("", "sync")
+	before := hostState(t, "n1")
+	if out, err := exec.Command("ip", "netns", "exec", lab.NamePrefix+"-n1", "iptables", "-w", "-F", "FORWARD").CombinedOutput(); err != nil {
+		t.Fatalf("flushing FORWARD in n1: %v: %s", err, out)
+	}
+	if hostState(t, "n1") == before {
+		t.Fatal("flushing FORWARD changed nothing: the drift was not real")
+	}
+	deadline := time.Now().Add(lab.ResyncInterval + 15*time.Second)
+	for hostState(t, "n1") != before {
+		if time.Now().After(deadline) {
+			t.Fatalf("drift not repaired within one resync (%s):\n%s", lab.ResyncInterval, cmp.Diff(before, hostState(t, "n1")))
+		}
+		time.Sleep(time.Second)
+	}
+}
