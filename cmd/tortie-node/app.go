@@ -99,7 +99,7 @@ variables (and TORTIE_ aliases, which win), so calico-node manifests keep workin
 		"log level: debug, info, warning or error (default: LOG_LEVEL, else info)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newStartupCommand(env, &rf), newMonitorAddressesCommand(env, &rf), newVersionCommand(env), newRunCommand(env, &rf),
-		newHealthCommand(env), newServiceCommand(env, &rf), newInstallCNICommand(env, &rf))
+		newHealthCommand(env), newServiceCommand(env, &rf), newInstallCNICommand(env, &rf), newCleanupCommand(env, &rf))
 	return root
 }
 

@@ -8,8 +8,10 @@
 //	tortie-node run                 startup, then the agent loop (platform/agent) until SIGINT / SIGTERM
 //	tortie-node health              probe the local agent's /livez or /readyz (exit 0 when healthy)
 //	tortie-node version             print the version
+//	tortie-node cleanup             remove everything the dataplane programmed on this host
+//	tortie-node install-cni         install the CNI plugin and its config (see installcni.go)
 //
-// install-cni and cleanup come later. The startup logic lives in common/startup/node
+// The startup logic lives in common/startup/node
 // (docs/node-startup.md), the agent in platform/agent (docs/agent.md). This package is
 // platform-neutral: the same files build the Linux and the Windows binary.
 package main

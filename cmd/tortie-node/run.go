@@ -78,9 +78,10 @@ docs/agent.md lists them. /livez, /readyz and /metrics are served on HealthHost:
 	return cmd
 }
 
-// newDataplane builds the named dataplane: the fake (no host changes) and, on Windows nodes, HNS
-// (windows/dataplane; K8S_SERVICE_CIDR and VXLAN_ADAPTER as Calico for Windows reads them). The Linux
-// dataplane comes with its own issue.
+// newDataplane builds the named dataplane: the fake (no host changes), on Linux nodes iptables and
+// ipset (linux/dataplane; FELIX_IPTABLESBACKEND), and on Windows nodes HNS (windows/dataplane;
+// K8S_SERVICE_CIDR and VXLAN_ADAPTER as Calico for Windows reads them). Building one touches nothing
+// on the host: that starts with its first Apply (or Cleanup).
 func newDataplane(name string, getenv func(string) string, log *slog.Logger) (platform.Dataplane, error) {
 	if name == "" {
 		name = runtime.GOOS
@@ -89,8 +90,7 @@ func newDataplane(name string, getenv func(string) string, log *slog.Logger) (pl
 	case dataplaneFake:
 		return fake.New(fake.WithLogger(log)), nil
 	case dataplaneLinux:
-		return nil, fmt.Errorf("the %s dataplane is not wired into tortie-node yet (it comes with its own issue); "+
-			"use --dataplane fake to run the agent without programming the host", name)
+		return newLinuxDataplane(getenv, log)
 	case dataplaneWindows:
 		if runtime.GOOS != "windows" {
 			return nil, errors.New("the windows dataplane programs HNS and runs only on Windows nodes; " +

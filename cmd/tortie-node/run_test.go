@@ -49,7 +49,9 @@ func TestRunAndHealthUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{"linux dataplane not wired yet", nil, []string{"run", "--dataplane", "linux"}, exitError, "the linux dataplane is not wired"},
+		{"linux dataplane refuses a bad iptables backend", map[string]string{"FELIX_IPTABLESBACKEND": "ebpf"}, []string{"run", "--dataplane", "linux"},
+			exitError, linuxDataplaneBadBackend},
+		{"cleanup of the fake dataplane", nil, []string{"cleanup", "--dataplane", "fake"}, exitOK, ""},
 		{"windows dataplane needs a Windows node", nil, []string{"run", "--dataplane", "windows"}, exitError, "runs only on Windows nodes"},
 		{"unknown dataplane", nil, []string{"run", "--dataplane", "ebpf"}, exitUsage, `--dataplane="ebpf"`},
 		{"bad setting refuses to start", map[string]string{"FELIX_HEALTHPORT": "http"}, []string{"run", "--dataplane", "fake"},

@@ -27,6 +27,26 @@ const (
 	ChainPrefix = "tortie-"
 	// IPSetPrefix starts every ipset tortie owns (ipset names are limited to 31 characters).
 	IPSetPrefix = "tortie-"
+	// MaxChainNameLen and MaxIPSetNameLen are the kernel's limits (XT_EXTENSION_MAXNAMELEN - 1 and
+	// IPSET_MAXNAMELEN - 1); longer names are hashed to fit.
+	MaxChainNameLen = 28
+	MaxIPSetNameLen = 31
+
+	// RuleCommentPrefix starts the comment of every iptables rule tortie writes ("tortie:<hash>"). Hook
+	// rules in the kernel's built-in chains, which tortie shares with other software, are recognised by
+	// it: a rule without it is never edited, moved or deleted.
+	RuleCommentPrefix = "tortie:"
+
+	// Packet mark bits tortie uses on Linux while a packet crosses its chains (Calico's layout under
+	// its default mask 0xffff0000, so the low 16 bits stay free for kube-proxy, Docker and Istio). Every
+	// tortie chain clears them before use, so they carry no meaning outside one traversal.
+	//
+	// MarkAccept: a policy or profile allowed the packet in the direction being evaluated.
+	MarkAccept = 0x10000
+	// MarkPass: a Pass rule ended the tier being evaluated.
+	MarkPass = 0x20000
+	// MarkMask covers every bit above: the bits tortie clears.
+	MarkMask = MarkAccept | MarkPass
 
 	// HNSNetworkPrefix and HNSEndpointPrefix start the names of HNS objects tortie creates on Windows.
 	HNSNetworkPrefix  = "tortie-"

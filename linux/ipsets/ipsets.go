@@ -1,0 +1,272 @@
+//go:build linux
+
+package ipsets
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/tortie-net/tortie/common/config"
+	"github.com/tortie-net/tortie/linux/iptables"
+)
+
+// Types of sets tortie uses.
+const (
+	HashNet    = "hash:net"
+	HashIPPort = "hash:ip,port"
+)
+
+// MaxElem is the maximum size of a set (Felix's maxIpsetSize).
+const MaxElem = 1048576
+
+// Set is one IP set as the kernel holds it. Members are written as `ipset save` prints them: an
+// address without /32 or /128 for a host, "addr,proto:port" for hash:ip,port.
+type Set struct {
+	Type    string
+	Family  int // 4 or 6
+	Members []string
+}
+
+func (s Set) familyName() string {
+	if s.Family == 6 {
+		return "inet6"
+	}
+	return "inet"
+}
+
+func (s Set) equal(o Set) bool {
+	return s.Type == o.Type && s.Family == o.Family && slices.Equal(s.Members, o.Members)
+}
+
+// Manager programs tortie's IP sets. Not safe for concurrent use.
+type Manager struct {
+	run    iptables.Runner
+	log    *slog.Logger
+	want   map[string]Set
+	kernel map[string]Set
+	known  bool
+	writes int
+}
+
+// New returns a Manager that runs ipset through r.
+func New(r iptables.Runner, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{run: r, log: log, want: map[string]Set{}}
+}
+
+// CheckName reports whether name may be one of tortie's sets.
+func CheckName(name string) error {
+	if !strings.HasPrefix(name, config.IPSetPrefix) {
+		return fmt.Errorf("IP set %q is not tortie's (names start with %q)", name, config.IPSetPrefix)
+	}
+	if len(name) > config.MaxIPSetNameLen {
+		return fmt.Errorf("IP set name %q is longer than %d characters", name, config.MaxIPSetNameLen)
+	}
+	return nil
+}
+
+// SetAll replaces the sets tortie wants. Members are sorted and de-duplicated here.
+func (m *Manager) SetAll(sets map[string]Set) error {
+	out := make(map[string]Set, len(sets))
+	for name, s := range sets {
+		if err := CheckName(name); err != nil {
+			return err
+		}
+		if s.Type != HashNet && s.Type != HashIPPort {
+			return fmt.Errorf("IP set %q: type %q is not %s or %s", name, s.Type, HashNet, HashIPPort)
+		}
+		ms := slices.Clone(s.Members)
+		slices.Sort(ms)
+		s.Members = slices.Compact(ms)
+		out[name] = s
+	}
+	m.want = out
+	return nil
+}
+
+// QueueResync makes the next ApplyUpdates re-read the kernel.
+func (m *Manager) QueueResync() { m.known = false }
+
+// Writes counts the ipset restore runs so far.
+func (m *Manager) Writes() int { return m.writes }
+
+// Read returns tortie's sets as the kernel holds them (members sorted).
+func (m *Manager) Read(ctx context.Context) (map[string]Set, error) {
+	out, err := m.run.Run(ctx, "ipset", []string{"save"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing IP sets: %w", err)
+	}
+	sets := map[string]Set{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || !strings.HasPrefix(f[1], config.IPSetPrefix) {
+			continue
+		}
+		switch f[0] {
+		case "create":
+			s := Set{Type: f[2], Family: 4}
+			if i := slices.Index(f, "family"); i > 0 && i+1 < len(f) && f[i+1] == "inet6" {
+				s.Family = 6
+			}
+			sets[f[1]] = s
+		case "add":
+			s := sets[f[1]]
+			s.Members = append(s.Members, f[2])
+			sets[f[1]] = s
+		}
+	}
+	for name, s := range sets {
+		slices.Sort(s.Members)
+		sets[name] = s
+	}
+	return sets, sc.Err()
+}
+
+func (m *Manager) load(ctx context.Context) error {
+	if m.known {
+		return nil
+	}
+	k, err := m.Read(ctx)
+	if err != nil {
+		return err
+	}
+	m.kernel, m.known = k, true
+	return nil
+}
+
+// tempName is the name a set is rebuilt under before the swap.
+func tempName(i int) string { return fmt.Sprintf("%stmp-%d", config.IPSetPrefix, i) }
+
+// ApplyUpdates creates the sets that are missing and rebuilds those whose members or type differ, in
+// one `ipset restore`. Sets no longer wanted stay until ApplyDeletions.
+func (m *Manager) ApplyUpdates(ctx context.Context) error {
+	if err := m.load(ctx); err != nil {
+		return err
+	}
+	var b strings.Builder
+	var done []string
+	tmp := 0
+	for _, name := range slices.Sorted(maps.Keys(m.want)) {
+		s := m.want[name]
+		have, ok := m.kernel[name]
+		if ok && have.equal(s) {
+			continue
+		}
+		target := name
+		if ok && have.Type == s.Type && have.Family == s.Family {
+			target = tempName(tmp)
+			tmp++
+			if _, stale := m.kernel[target]; stale {
+				fmt.Fprintf(&b, "destroy %s\n", target)
+				delete(m.kernel, target)
+			}
+		} else if ok {
+			// Type or family changed (a set left by an older version): the kernel cannot swap sets of
+			// different types, so it is destroyed first; this fails while a rule still uses it.
+			fmt.Fprintf(&b, "destroy %s\n", name)
+		}
+		fmt.Fprintf(&b, "create %s %s family %s maxelem %d\n", target, s.Type, s.familyName(), MaxElem)
+		for _, mem := range s.Members {
+			fmt.Fprintf(&b, "add %s %s\n", target, mem)
+		}
+		if target != name {
+			fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", target, name, target)
+		}
+		done = append(done, name)
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	if err := m.restore(ctx, b.String()); err != nil {
+		return err
+	}
+	for _, name := range done {
+		m.kernel[name] = m.want[name]
+	}
+	m.log.Debug("IP sets written", "sets", len(done))
+	return nil
+}
+
+// ApplyDeletions destroys tortie's sets that are no longer wanted. Call it after the rules that used
+// them were removed.
+func (m *Manager) ApplyDeletions(ctx context.Context) error {
+	if err := m.load(ctx); err != nil {
+		return err
+	}
+	var gone []string
+	for _, name := range slices.Sorted(maps.Keys(m.kernel)) {
+		if _, ok := m.want[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, name := range gone {
+		fmt.Fprintf(&b, "destroy %s\n", name)
+	}
+	if err := m.restore(ctx, b.String()); err != nil {
+		return err
+	}
+	for _, name := range gone {
+		delete(m.kernel, name)
+	}
+	return nil
+}
+
+func (m *Manager) restore(ctx context.Context, script string) error {
+	m.writes++
+	if _, err := m.run.Run(ctx, "ipset", []string{"restore"}, []byte(script)); err != nil {
+		m.known = false
+		return fmt.Errorf("ipset restore: %w", errors.Join(err, quoteLine(err, script)))
+	}
+	return nil
+}
+
+// quoteLine finds "line N" in ipset's error and returns that line of the script as an error.
+func quoteLine(err error, script string) error {
+	msg := err.Error()
+	i := strings.Index(msg, "line ")
+	if i < 0 {
+		return nil
+	}
+	var n int
+	if _, e := fmt.Sscanf(msg[i:], "line %d", &n); e != nil {
+		return nil
+	}
+	lines := strings.Split(script, "\n")
+	if n < 1 || n > len(lines) {
+		return nil
+	}
+	return fmt.Errorf("failing line %d: %q", n, lines[n-1])
+}
+
+// Cleanup destroys every set with tortie's prefix, whatever is wanted (the desired sets are kept for a
+// later Apply). Rules using them must be gone first.
+func (m *Manager) Cleanup(ctx context.Context) error {
+	k, err := m.Read(ctx)
+	if err != nil {
+		return err
+	}
+	m.known = false
+	if len(k) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(k)) {
+		fmt.Fprintf(&b, "destroy %s\n", name)
+	}
+	return m.restore(ctx, b.String())
+}

@@ -1,0 +1,117 @@
+//go:build linux
+
+package ipsets
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tortie-net/tortie/linux/cnitest"
+	"github.com/tortie-net/tortie/linux/iptables"
+)
+
+func nsRunner(t *testing.T) iptables.Exec {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, ipset)")
+	}
+	n := cnitest.NewNS(t)
+	return iptables.Exec{Do: func(f func() error) error { return n.Do(func(ns.NetNS) error { return f() }) }}
+}
+
+func sh(t *testing.T, r iptables.Runner, name string, args ...string) string {
+	t.Helper()
+	out, err := r.Run(t.Context(), name, args, nil)
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return string(out)
+}
+
+func TestManager(t *testing.T) {
+	r := nsRunner(t)
+	sh(t, r, "ipset", "create", "other", "hash:ip")
+	sh(t, r, "ipset", "add", "other", "192.0.2.1")
+	before := sh(t, r, "ipset", "save")
+
+	m := New(r, nil)
+	want := map[string]Set{
+		"tortie-4net": {Type: HashNet, Family: 4, Members: []string{"10.0.1.1", "10.1.0.0/16", "10.0.1.1"}},
+		"tortie-6net": {Type: HashNet, Family: 6, Members: []string{"fd00::1", "fd00:1::/64"}},
+		"tortie-4np":  {Type: HashIPPort, Family: 4, Members: []string{"10.0.1.1,tcp:80", "10.0.1.2,udp:53"}},
+	}
+	if err := m.SetAll(want); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		got, err := m.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(m.want, got); d != "" {
+			t.Fatalf("%s: kernel differs (-want +got):\n%s", what, d)
+		}
+	}
+	apply := func(what string) {
+		t.Helper()
+		if err := m.ApplyUpdates(t.Context()); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if err := m.ApplyDeletions(t.Context()); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	apply("first Apply")
+	check("first Apply")
+	w := m.Writes()
+	m.QueueResync()
+	apply("Apply after a resync")
+	if m.Writes() != w {
+		t.Errorf("an Apply with nothing to do wrote")
+	}
+
+	// A set in use by a rule is replaced by swap, and the rule keeps matching it.
+	sh(t, r, "iptables-nft", "-A", "INPUT", "-m", "set", "--match-set", "tortie-4net", "src", "-j", "ACCEPT")
+	want["tortie-4net"] = Set{Type: HashNet, Family: 4, Members: []string{"10.0.1.3"}}
+	delete(want, "tortie-4np")
+	if err := m.SetAll(want); err != nil {
+		t.Fatal(err)
+	}
+	apply("membership change")
+	check("membership change")
+
+	// Drift: a member deleted, a member added, a stale set of ours.
+	sh(t, r, "ipset", "del", "tortie-6net", "fd00::1")
+	sh(t, r, "ipset", "add", "tortie-4net", "10.9.9.9")
+	sh(t, r, "ipset", "create", "tortie-stale", "hash:net")
+	m.QueueResync()
+	apply("repair")
+	check("repair")
+
+	// A member the kernel refuses: an error quoting the line.
+	bad := map[string]Set{"tortie-bad": {Type: HashNet, Family: 4, Members: []string{"300.1.1.1"}}}
+	if err := m.SetAll(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ApplyUpdates(t.Context()); err == nil || !strings.Contains(err.Error(), "300.1.1.1") {
+		t.Errorf("a refused member: %v, want an error quoting it", err)
+	}
+	if err := m.SetAll(map[string]Set{"x": {Type: HashNet}}); err == nil {
+		t.Errorf("SetAll accepted a set without tortie's prefix")
+	}
+
+	sh(t, r, "iptables-nft", "-D", "INPUT", "-m", "set", "--match-set", "tortie-4net", "src", "-j", "ACCEPT")
+	for i := range 2 {
+		if err := m.Cleanup(t.Context()); err != nil {
+			t.Fatalf("Cleanup %d: %v", i+1, err)
+		}
+		if d := cmp.Diff(before, sh(t, r, "ipset", "save")); d != "" {
+			t.Errorf("after Cleanup %d `ipset save` differs from before tortie (-before +after):\n%s", i+1, d)
+		}
+	}
+}
