@@ -23,7 +23,7 @@ type demoStep struct {
 
 var demoSteps = []demoStep{
 	{say: "No policy yet: every pod reaches every pod (the namespace profiles allow all).", port: "80", proto: "TCP"},
-	{say: "A Kubernetes NetworkPolicy selects every pod in x and allows no ingress: nothing reaches x any more.",
+	{say: "A Kubernetes NetworkPolicy selects every pod in x and allows no ingress: nothing reaches x any more (a pod reaching itself never leaves it, so the diagonal stays open).",
 		apply: `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-ingress, namespace: x}
@@ -125,7 +125,7 @@ func (a *app) runDemo(ctx context.Context, o lab.UpOptions, keep bool) (err erro
 			}
 		}
 	}
-	for _, st := range demoSteps {
+	for i, st := range demoSteps {
 		say("%s", st.say)
 		for verb, docs := range map[string]string{"apply": st.apply, "delete": st.delete} {
 			if docs == "" {
@@ -147,6 +147,10 @@ func (a *app) runDemo(ctx context.Context, o lab.UpOptions, keep bool) (err erro
 		}
 		if _, err := io.WriteString(w, m.Text()); err != nil {
 			return err
+		}
+		if i == 0 && l.State().Dataplane != "fake" && strings.Contains(strings.Join(m.Results["TCP/80"], ""), "X") {
+			say("WARNING: without any policy some pods do not reach each other: this tortie-node's Linux dataplane " +
+				"does not route between nodes yet, so pods on different nodes stay apart in every matrix below.")
 		}
 	}
 	say("Done. Try it yourself: tortie-lab up; tortie-lab ns add ...; tortie-lab pod add ...; tortie-lab probe (docs/lab.md).")

@@ -73,11 +73,11 @@ func (c *conn) echo(t *testing.T, what string) {
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
 // hostState is what a node's dataplane programmed that a restart or an outage must not flush: its
-// iptables rules (counters masked) and IP sets, read inside the node's namespace.
+// iptables rules of both backends (counters masked) and IP sets, read inside the node's namespace.
 func hostState(t *testing.T, node string) string {
 	t.Helper()
 	var out bytes.Buffer
-	for _, args := range [][]string{{"iptables-save"}, {"ipset", "list"}} {
+	for _, args := range [][]string{{"iptables-legacy-save"}, {"iptables-nft-save"}, {"ipset", "list"}} {
 		cmd := exec.Command("ip", append([]string{"netns", "exec", lab.NamePrefix + "-" + node}, args...)...)
 		b, err := cmd.Output()
 		if err != nil {
@@ -277,7 +277,13 @@ spec:
 `, "apply", "-f", "-")
 	l.must("", "sync")
 	before := hostState(t, "n1")
-	if out, err := exec.Command("ip", "netns", "exec", lab.NamePrefix+"-n1", "iptables", "-w", "-F", "FORWARD").CombinedOutput(); err != nil {
+	// Flush with the backend the agent writes (the one holding tortie's chains).
+	iptables := "iptables-nft"
+	if out, err := exec.Command("ip", "netns", "exec", lab.NamePrefix+"-n1", "iptables-legacy-save").Output(); err == nil &&
+		bytes.Contains(out, []byte(":tortie-")) {
+		iptables = "iptables-legacy"
+	}
+	if out, err := exec.Command("ip", "netns", "exec", lab.NamePrefix+"-n1", iptables, "-w", "-F", "FORWARD").CombinedOutput(); err != nil {
 		t.Fatalf("flushing FORWARD in n1: %v: %s", err, out)
 	}
 	if hostState(t, "n1") == before {
