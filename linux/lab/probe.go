@@ -27,7 +27,8 @@ type ProbeOptions struct {
 	Proto string
 	// Timeout bounds one probe (default 1 s).
 	Timeout time.Duration
-	// Parallel bounds the probes in flight (default 128).
+	// Parallel bounds the probes in flight (default 512: a 9×9×4 matrix at once, so blocked probes cost
+	// one timeout, not several).
 	Parallel int
 }
 
@@ -92,7 +93,7 @@ func (l *Lab) Probe(ctx context.Context, o ProbeOptions) (*Matrix, error) {
 		o.Timeout = time.Second
 	}
 	if o.Parallel <= 0 {
-		o.Parallel = 128
+		o.Parallel = 512
 	}
 	proto := strings.ToUpper(cmp.Or(o.Proto, "TCP"))
 	if proto != "TCP" && proto != "UDP" {

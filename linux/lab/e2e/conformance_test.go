@@ -110,8 +110,9 @@ func runCase(t *testing.T, l *labT, c *policy.Case, nodes int) {
 		t.Skipf("case %s probes only %v, which the lab cannot send (TCP and UDP only)", c.Name, c.Probes)
 	}
 	removed := map[string]bool{}
+	relabelled := map[string]bool{}
 	var applied []string
-	t.Cleanup(func() { resetModel(t, l, applied, removed, nodes) })
+	t.Cleanup(func() { resetModel(t, l, applied, removed, relabelled, nodes) })
 	for i, s := range c.Steps {
 		if s.Apply != "" {
 			l.must(s.Apply, "apply", "-f", "-")
@@ -122,9 +123,11 @@ func runCase(t *testing.T, l *labT, c *policy.Case, nodes int) {
 		}
 		for _, ns := range slices.Sorted(maps.Keys(s.NSLabels)) {
 			l.must("", append([]string{"ns", "label", ns}, kv(s.NSLabels[ns])...)...)
+			relabelled[ns] = true
 		}
 		for _, id := range slices.Sorted(maps.Keys(s.PodLabels)) {
 			l.must("", append([]string{"pod", "label", id}, kv(s.PodLabels[id])...)...)
+			relabelled[id] = true
 		}
 		for _, id := range s.RemovePods {
 			l.must("", "pod", "del", id)
@@ -203,8 +206,8 @@ func normalise(m string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// resetModel deletes what the case applied and restores the model's labels and pods.
-func resetModel(t *testing.T, l *labT, applied []string, removed map[string]bool, nodes int) {
+// resetModel deletes what the case applied and restores the labels it changed and the pods it removed.
+func resetModel(t *testing.T, l *labT, applied []string, removed, relabelled map[string]bool, nodes int) {
 	lb, err := lab.Open(l.dir)
 	if err != nil {
 		t.Errorf("reset: %v", err)
@@ -218,17 +221,23 @@ func resetModel(t *testing.T, l *labT, applied []string, removed map[string]bool
 	}
 	lb.Close()
 	for _, ns := range policy.Namespaces {
-		l.must("", "ns", "label", ns, "ns="+ns)
+		if relabelled[ns] {
+			l.must("", "ns", "label", ns, "ns="+ns)
+		}
 	}
 	for _, id := range modelPods() {
-		if removed[id] {
-			addModelPod(l, id, nodes)
-			continue
-		}
 		_, pod, _ := strings.Cut(id, "/")
-		l.must("", "pod", "label", id, "pod="+pod)
+		switch {
+		case removed[id]:
+			addModelPod(l, id, nodes)
+		case relabelled[id]:
+			l.must("", "pod", "label", id, "pod="+pod)
+		}
 	}
 }
+
+// threeNodesRan: TestConformance got past its skips, so TestConformanceOneNode adds nothing.
+var threeNodesRan bool
 
 // TestConformance: every case of platform/dptest/policy/cases.yaml on three nodes, over VXLAN and
 // without encapsulation, one lab per encapsulation reused across the cases.
@@ -240,6 +249,7 @@ func TestConformance(t *testing.T) {
 	for _, encap := range []string{"vxlan", "none"} {
 		t.Run(encap, func(t *testing.T) {
 			l := conformanceLab(t, 3, encap, true)
+			threeNodesRan = true
 			for i := range cases {
 				c := &cases[i]
 				t.Run(c.Name, func(t *testing.T) {
@@ -298,4 +308,32 @@ func churnMatrix(absent string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestConformanceOneNode: every case with all nine pods on one node, which needs the Linux dataplane's
+// policy but no routes between nodes. TestConformance is the real thing (three nodes); this one runs
+// the same comparisons, where only enforcement is involved, when TestConformance could not. It is
+// opt-in (TORTIE_E2E_ONE_NODE=1): it takes about half an hour.
+func TestConformanceOneNode(t *testing.T) {
+	cases, err := policy.LoadCases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if threeNodesRan {
+		t.Skip("TestConformance ran every case on three nodes")
+	}
+	if os.Getenv("TORTIE_E2E_ONE_NODE") == "" {
+		t.Skip("set TORTIE_E2E_ONE_NODE=1 to run every case on one node (about 15 s per case with the Linux dataplane; " +
+			"linux/dataplane's own suite already runs the cases on three namespace nodes)")
+	}
+	l := conformanceLab(t, 1, "vxlan", true)
+	for i := range cases {
+		c := &cases[i]
+		t.Run(c.Name, func(t *testing.T) {
+			if why := unsupported(c); why != "" {
+				t.Skipf("case %s: %s", c.Name, why)
+			}
+			runCase(t, l, c, 1)
+		})
+	}
 }
