@@ -5,7 +5,6 @@ package dataplane
 import (
 	"bufio"
 	"fmt"
-	policyp "github.com/tortie-net/tortie/platform/dptest/policy"
 	"net"
 	"net/netip"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/tortie-net/tortie/common/dpmodel"
+	policyp "github.com/tortie-net/tortie/platform/dptest/policy"
 )
 
 // echoServer accepts connections on port inside p and echoes lines back.
