@@ -19,10 +19,18 @@ type recordingManager struct {
 	applyEr error
 }
 
-func (m *recordingManager) OnUpdate(u dpmodel.Update)     { m.calls = append(m.calls, "OnUpdate "+u.Kind()) }
-func (m *recordingManager) Apply(context.Context) error   { m.calls = append(m.calls, "Apply"); return m.applyEr }
-func (m *recordingManager) QueueResync()                  { m.calls = append(m.calls, "QueueResync") }
-func (m *recordingManager) Cleanup(context.Context) error { m.calls = append(m.calls, "Cleanup"); return nil }
+func (m *recordingManager) OnUpdate(u dpmodel.Update) {
+	m.calls = append(m.calls, "OnUpdate "+u.Kind())
+}
+func (m *recordingManager) Apply(context.Context) error {
+	m.calls = append(m.calls, "Apply")
+	return m.applyEr
+}
+func (m *recordingManager) QueueResync() { m.calls = append(m.calls, "QueueResync") }
+func (m *recordingManager) Cleanup(context.Context) error {
+	m.calls = append(m.calls, "Cleanup")
+	return nil
+}
 
 // brokenRunner fails every command, as a host without iptables would.
 type brokenRunner struct{}
