@@ -3,10 +3,13 @@
 package dataplane
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
@@ -206,6 +209,57 @@ func BenchmarkLabelChange(b *testing.B) {
 			})
 			if err != nil {
 				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkPodLatency: one request/response (1 line each way) on an established TCP connection between
+// two pods on one node, wired as the CNI plugin wires them: baseline without any rule (the hand-built
+// veth + route pair), then with this dataplane enforcing an allow-all profile alone (policies=0), then
+// with 250 local endpoints and 1,000 policies loaded (policies=1000). Established packets take the
+// conntrack fast path after the interface dispatch. Interleave the three with ci/bench.sh; the machine's
+// noise is large, see docs/performance.md.
+func BenchmarkPodLatency(b *testing.B) {
+	needRoot(b)
+	c := buildCluster(b)
+	echoServer(b, c.pods["y/a"], 90)
+	r := nsExec(c.nodes["n1"])
+	two := restartState(true)
+	for _, tc := range []struct {
+		name string
+		us   []dpmodel.Update
+	}{
+		{"baseline", nil},
+		{"policies=0", two},
+		{"policies=1000", append(benchState(250, 1000, 1000), two[1:]...)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dp := New(Options{Runner: r, Backend: "nft"})
+			if err := dp.Cleanup(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			for _, u := range tc.us {
+				dp.OnUpdate(u)
+			}
+			if tc.us != nil {
+				if err := dp.Apply(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var conn net.Conn
+			if err := c.pods["x/a"].Do(func(ns.NetNS) (err error) {
+				conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(podAddr("y/a"), 90).String(), 2*time.Second)
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			rd := bufio.NewReader(conn)
+			for b.Loop() {
+				if err := roundTrip(conn, rd, "x"); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

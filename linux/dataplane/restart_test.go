@@ -17,7 +17,7 @@ import (
 )
 
 // echoServer accepts connections on port inside p and echoes lines back.
-func echoServer(t *testing.T, p ns.NetNS, port int) {
+func echoServer(t testing.TB, p ns.NetNS, port int) {
 	t.Helper()
 	var l net.Listener
 	if err := p.Do(func(ns.NetNS) (err error) {
