@@ -70,6 +70,15 @@ lint: ## golangci-lint for linux and windows
 test: ## install what is needed (fresh Debian ok), then run unit, root-only (netns, etcd, kube-apiserver) and windows checks
 	bash ci/test.sh
 
+.PHONY: lab
+lab: ## the demo (root): a 3-node tortie cluster in network namespaces, policies applied step by step (installs what it needs)
+	@[[ "$$(id -u)" == 0 ]] || { echo "make lab: needs root (network namespaces, a bridge); run it as root" >&2; exit 1; }
+	bash ci/deps.sh
+	@mkdir -p $(BIN)/linux-amd64
+	@echo "build $(BIN)/linux-amd64/{tortie-lab,tortie-node,tortie-cni}"
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/ ./cmd/tortie-lab ./cmd/tortie-node ./cmd/tortie-cni
+	$(BIN)/linux-amd64/tortie-lab demo
+
 .PHONY: ci
 ci: test ## what CI runs
 

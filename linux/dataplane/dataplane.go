@@ -52,6 +52,11 @@ type Dataplane struct {
 
 	dirty  bool // desired state changed (or a write failed) since the last successful Apply
 	resync bool
+	// setsOnly: every change since the last successful Apply was IP set membership, so no rule
+	// changed and only the sets need rendering and writing (a label change's fast path).
+	setsOnly bool
+	// lastSets is the last full rendering's IP sets (including the rules' CIDR-list sets).
+	lastSets map[string]ipsets.Set
 
 	// applied is the state the kernel was last programmed from (for conntrack deletions).
 	applied *dpmodel.State
@@ -76,9 +81,18 @@ func New(opts Options) *Dataplane {
 
 // OnUpdate records one update and forwards it to the extra managers.
 func (d *Dataplane) OnUpdate(u dpmodel.Update) {
+	membership := false
+	switch u := u.(type) {
+	case dpmodel.IPSetDelta:
+		membership = true
+	case dpmodel.IPSetUpdate:
+		old, ok := d.state.IPSets[u.ID]
+		membership = ok && old.Type == u.Type
+	}
 	if err := d.state.Apply(u); err != nil {
 		d.log.Error("dataplane update skipped", "kind", u.Kind(), "error", err)
 	} else {
+		d.setsOnly = membership && (d.setsOnly || !d.dirty)
 		d.dirty = true
 	}
 	for _, m := range d.opts.Extra {
@@ -143,6 +157,15 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 			t.QueueResync()
 		}
 	}
+	if d.setsOnly && !d.resync && d.lastSets != nil {
+		if err := d.sets.SetAll(renderSets(d.state, d.lastSets)); err != nil {
+			return err
+		}
+		if err := d.sets.ApplyUpdates(ctx); err != nil {
+			return err
+		}
+		return d.finishApply(ctx)
+	}
 	h := render(d.state)
 	for k := range h.Tables {
 		d.table(k)
@@ -164,6 +187,7 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 	if err := d.sets.SetAll(h.Sets); err != nil {
 		return err
 	}
+	d.lastSets = h.Sets
 	d.dirty, d.resync = true, false
 	if err := d.sets.ApplyUpdates(ctx); err != nil {
 		return err
@@ -176,9 +200,14 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 	if err := d.sets.ApplyDeletions(ctx); err != nil {
 		return err
 	}
+	return d.finishApply(ctx)
+}
+
+// finishApply records a successful Apply and deletes the conntrack entries of newly denied flows.
+func (d *Dataplane) finishApply(ctx context.Context) error {
 	prev := d.applied
 	d.applied = d.state.Clone()
-	d.dirty = false
+	d.dirty, d.setsOnly = false, false
 	if d.opts.Conntrack && prev != nil {
 		if err := d.deleteDeniedFlows(ctx, prev, d.applied); err != nil {
 			return err

@@ -49,15 +49,6 @@ func (f *failingRunner) Run(ctx context.Context, name string, args []string, std
 	return f.Runner.Run(ctx, name, args, stdin)
 }
 
-func run(t testing.TB, r iptables.Runner, name string, args ...string) string {
-	t.Helper()
-	out, err := r.Run(context.Background(), name, args, nil)
-	if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
-	return string(out)
-}
-
 // kernelView is what iptables-save shows of tortie's rules: per table, owned chains with their rules'
 // hashes, and per built-in chain the hashes of tortie's rules when they are at the top ("!" otherwise).
 type kernelView map[tableKey]map[string][]string

@@ -44,7 +44,7 @@ type testCluster struct {
 
 var probePorts = []int{80, 81, 82}
 
-func buildCluster(t *testing.T) *testCluster {
+func buildCluster(t testing.TB) *testCluster {
 	t.Helper()
 	c := &testCluster{nodes: map[string]ns.NetNS{}, pods: map[string]ns.NetNS{}}
 	lan := cnitest.NewNS(t)
@@ -120,7 +120,7 @@ func podAddr(id string) netip.Addr {
 }
 
 // serve starts TCP servers (accept and close) and UDP echo servers on probePorts inside the pod.
-func (c *testCluster) serve(t *testing.T, p ns.NetNS) {
+func (c *testCluster) serve(t testing.TB, p ns.NetNS) {
 	t.Helper()
 	for _, port := range probePorts {
 		var l net.Listener

@@ -160,6 +160,30 @@ func (r *renderer) family(fam int) {
 	r.natOutgoing(fam, nat)
 }
 
+// renderSets renders only the IP sets of a state whose rules did not change since the rendering that
+// produced last: the selector sets from the state, every other set (CIDR lists, pools) from last.
+func renderSets(s *dpmodel.State, last map[string]ipsets.Set) map[string]ipsets.Set {
+	out := maps.Clone(last)
+	fams := []int{4}
+	if s.Config != nil && s.Config.IPv6Enabled {
+		fams = append(fams, 6)
+	}
+	for id, set := range s.IPSets {
+		for _, fam := range fams {
+			name := setName(fam, id)
+			old := out[name]
+			var members []string
+			for _, m := range set.Members {
+				if m.Net.Addr().Is4() == (fam == 4) {
+					members = append(members, setMembers(m)...)
+				}
+			}
+			out[name] = ipsets.Set{Type: old.Type, Family: fam, Members: members}
+		}
+	}
+	return out
+}
+
 // setMembers renders a member as `ipset save` prints it. hash:net cannot hold a /0: it is split in two
 // halves, as Felix does.
 func setMembers(m dpmodel.Member) []string {

@@ -5,7 +5,6 @@ package dataplane
 import (
 	"bufio"
 	"fmt"
-	policyp "github.com/tortie-net/tortie/platform/dptest/policy"
 	"net"
 	"net/netip"
 	"testing"
@@ -14,10 +13,11 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/tortie-net/tortie/common/dpmodel"
+	policyp "github.com/tortie-net/tortie/platform/dptest/policy"
 )
 
 // echoServer accepts connections on port inside p and echoes lines back.
-func echoServer(t *testing.T, p ns.NetNS, port int) {
+func echoServer(t testing.TB, p ns.NetNS, port int) {
 	t.Helper()
 	var l net.Listener
 	if err := p.Do(func(ns.NetNS) (err error) {

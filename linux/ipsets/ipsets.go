@@ -145,6 +145,29 @@ func (m *Manager) load(ctx context.Context) error {
 	return nil
 }
 
+// maxDelta is the number of changed members up to which a set is edited in place rather than
+// rebuilt and swapped.
+const maxDelta = 64
+
+// memberDiff returns the members of want not in have, and of have not in want (both sorted).
+func memberDiff(have, want []string) (add, del []string) {
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		switch {
+		case j == len(want) || (i < len(have) && have[i] < want[j]):
+			del = append(del, have[i])
+			i++
+		case i == len(have) || want[j] < have[i]:
+			add = append(add, want[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return add, del
+}
+
 // tempName is the name a set is rebuilt under before the swap.
 func tempName(i int) string { return fmt.Sprintf("%stmp-%d", config.IPSetPrefix, i) }
 
@@ -165,6 +188,18 @@ func (m *Manager) ApplyUpdates(ctx context.Context) error {
 		}
 		target := name
 		if ok && have.Type == s.Type && have.Family == s.Family {
+			if add, del := memberDiff(have.Members, s.Members); len(add)+len(del) <= maxDelta {
+				// A few members changed (a label change): each add and del is atomic, and the set
+				// is never missing a member that stays.
+				for _, mem := range add {
+					fmt.Fprintf(&b, "add %s %s\n", name, mem)
+				}
+				for _, mem := range del {
+					fmt.Fprintf(&b, "del %s %s\n", name, mem)
+				}
+				done = append(done, name)
+				continue
+			}
 			target = tempName(tmp)
 			tmp++
 			if _, stale := m.kernel[target]; stale {

@@ -3,6 +3,7 @@
 package ipsets
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -84,6 +85,21 @@ func TestManager(t *testing.T) {
 	}
 	apply("membership change")
 	check("membership change")
+
+	// A large change rebuilds the set and swaps it in, while the rule keeps using it.
+	var big, big2 []string
+	for i := range 100 {
+		big = append(big, fmt.Sprintf("10.1.%d.1", i))
+		big2 = append(big2, fmt.Sprintf("10.2.%d.1", i))
+	}
+	for _, ms := range [][]string{big, big2} {
+		want["tortie-4net"] = Set{Type: HashNet, Family: 4, Members: ms}
+		if err := m.SetAll(want); err != nil {
+			t.Fatal(err)
+		}
+		apply("large membership change")
+		check("large membership change")
+	}
 
 	// Drift: a member deleted, a member added, a stale set of ours.
 	sh(t, r, "ipset", "del", "tortie-6net", "fd00::1")

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,10 @@ type Agent struct {
 	everInSync  bool
 	appliedOnce bool
 	calcErrs    int
+	// seenRev is the highest datastore revision the syncer delivered, appliedRev the highest whose
+	// updates a successful Apply included (0: none, or revisions that are not numbers).
+	seenRev, appliedRev int64
+	applies             int64
 
 	kick    chan struct{} // one slot: "something changed"
 	started chan struct{}
@@ -195,7 +200,8 @@ func (a *Agent) serve(ctx context.Context, set config.Agent, wg *sync.WaitGroup)
 		if addr == "" {
 			addr = net.JoinHostPort(set.HealthHost, strconv.Itoa(set.HealthPort))
 		}
-		bound, done, err := health.Serve(ctx, addr, a.health.Handler(), map[string]http.Handler{"/metrics": metricsHandler})
+		bound, done, err := health.Serve(ctx, addr, a.health.Handler(),
+			map[string]http.Handler{"/metrics": metricsHandler, "/status": http.HandlerFunc(a.serveStatus)})
 		if err != nil {
 			return fmt.Errorf("agent: %w (HealthHost/HealthPort)", err)
 		}
@@ -307,6 +313,63 @@ func (c callbacks) OnUpdates(us []datastore.Update) {
 		}
 	}
 	a.record(a.calc.OnUpdates(us))
+	// The revision advances after the updates are recorded, so an Apply never claims a revision
+	// whose updates it did not carry. A batch that changes nothing still advances it: the poke makes
+	// the loop apply (an empty Apply) and so report the revision as applied.
+	if rev := maxRevision(us); rev > 0 {
+		a.mu.Lock()
+		advanced := rev > a.seenRev
+		if advanced {
+			a.seenRev = rev
+		}
+		a.mu.Unlock()
+		if advanced {
+			a.poke()
+		}
+	}
+}
+
+// maxRevision is the highest numeric revision in us (etcd's mod revisions, Kubernetes resource
+// versions); 0 when none is a number.
+func maxRevision(us []datastore.Update) int64 {
+	var rev int64
+	for _, u := range us {
+		if r, err := strconv.ParseInt(u.Revision, 10, 64); err == nil && r > rev {
+			rev = r
+		}
+	}
+	return rev
+}
+
+// Status is what /status reports: where the agent stands against the datastore.
+type Status struct {
+	// Node is the node's name.
+	Node string `json:"node"`
+	// Datastore is the syncer's status (wait-for-datastore, resync-in-progress, in-sync).
+	Datastore string `json:"datastore"`
+	// Ready is the readiness /readyz reports.
+	Ready bool `json:"ready"`
+	// SeenRevision is the highest datastore revision received; AppliedRevision the highest whose
+	// updates the dataplane has applied successfully. Both are 0 until known. A client that wrote
+	// revision R waits for AppliedRevision >= R (tortie-lab sync).
+	SeenRevision    int64 `json:"seenRevision"`
+	AppliedRevision int64 `json:"appliedRevision"`
+	// Applies counts successful Applies.
+	Applies int64 `json:"applies"`
+}
+
+// Status returns the agent's current status.
+func (a *Agent) Status() Status {
+	ready := a.health.Ready().OK
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Status{Node: a.o.NodeName, Datastore: a.status.String(), Ready: ready,
+		SeenRevision: a.seenRev, AppliedRevision: a.appliedRev, Applies: a.applies}
+}
+
+func (a *Agent) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(a.Status()) //nolint:errchkjson // the client went away
 }
 
 // updateReady reports readiness: in sync with the datastore and applied at least once.
@@ -416,6 +479,7 @@ func (a *Agent) apply(ctx context.Context, dp platform.Dataplane) error {
 	a.mu.Lock()
 	diff := dpmodel.Diff(a.sent, a.desired)
 	a.pendingN = 0
+	rev := a.seenRev
 	a.mu.Unlock()
 	a.m.pending.Set(0)
 	if err := a.sent.ApplyAll(diff); err != nil {
@@ -436,6 +500,8 @@ func (a *Agent) apply(ctx context.Context, dp platform.Dataplane) error {
 	a.mu.Lock()
 	first := !a.appliedOnce
 	a.appliedOnce = true
+	a.appliedRev = max(a.appliedRev, rev)
+	a.applies++
 	a.mu.Unlock()
 	if first {
 		a.log.Info("dataplane applied for the first time", "updates", len(diff), "took", time.Since(start))

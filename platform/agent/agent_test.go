@@ -3,11 +3,14 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -594,4 +597,78 @@ func TestGraphProgramsTheNode(t *testing.T) {
 			t.Errorf("after deleting the policy: %d policies, %d IP sets remain", len(host.Policies), len(host.IPSets))
 		}
 	})
+}
+
+// TestAppliedRevision: the applied revision reaches the revision of the last write once it is applied,
+// also for a write that changes nothing in the dataplane (tortie-lab sync writes such a marker), and
+// /status serves it.
+func TestAppliedRevision(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := memory.New()
+		seed(t, be)
+		h := start(t, be, nil, agent.Options{})
+		defer h.stop(t)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		st := h.a.Status()
+		if !st.Ready || st.AppliedRevision == 0 || st.AppliedRevision != st.SeenRevision || st.Node != node {
+			t.Fatalf("after the first Apply: %+v, want ready and applied == seen > 0", st)
+		}
+		marker := api.NewGlobalNetworkSet()
+		marker.Name = "marker"
+		marker.Annotations = map[string]string{"sync": "1"}
+		created, err := be.Create(context.Background(), marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := strconv.ParseInt(created.GetResourceVersion(), 10, 64)
+		if err != nil {
+			t.Fatalf("memory backend revision %q: %v", created.GetResourceVersion(), err)
+		}
+		if want <= st.AppliedRevision {
+			t.Fatalf("the marker's revision %d is not above the applied %d", want, st.AppliedRevision)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := h.a.Status(); got.AppliedRevision != want || got.Applies <= st.Applies {
+			t.Errorf("after the marker (revision %d): %+v, want it applied by a further Apply", want, got)
+		}
+	})
+}
+
+// TestStatusEndpoint: /status is served next to /readyz, as JSON.
+func TestStatusEndpoint(t *testing.T) {
+	be := memory.New()
+	seed(t, be)
+	h := start(t, be, map[string]string{"FELIX_HEALTHENABLED": "true"}, agent.Options{HealthAddr: "127.0.0.1:0"})
+	defer h.stop(t)
+	<-h.a.Started()
+	addr, _ := h.a.Addrs()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var got agent.Status
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatalf("decoding /status: %v", err)
+		}
+		if got.Ready {
+			if got.AppliedRevision == 0 || got.Datastore != datastore.InSync.String() {
+				t.Errorf("/status when ready: %+v", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status never reported ready: %+v", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

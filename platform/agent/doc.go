@@ -25,7 +25,9 @@
 //
 // Health (common/health): component "agent", live while the loop beats (DataplaneWatchdogTimeout),
 // ready when the syncer is InSync and an Apply has succeeded. Served on HealthHost:HealthPort (default
-// localhost:9099) as /livez, /readyz and /metrics; PrometheusMetricsEnabled also serves /metrics on
+// localhost:9099) as /livez, /readyz and /metrics, and /status (JSON: ready, syncer status, and the
+// highest datastore revision the dataplane has applied, which tortie-lab sync waits on);
+// PrometheusMetricsEnabled also serves /metrics on
 // PrometheusMetricsHost:PrometheusMetricsPort. Metrics are on a private registry, prefixed tortie_.
 //
 // The calculation is behind Calculator; PassThrough stands in until common/calc lands. docs/agent.md
