@@ -151,7 +151,11 @@ func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
 		// it counts, which cannot turn a wrong "allowed" into a match.
 		var diffs []string
 		for attempt := 0; attempt < 3; attempt++ {
-			got := l.probe("--timeout", "1s")
+			timeout := "1s"
+			if attempt == 2 {
+				timeout = "3s"
+			}
+			got := l.probe("--timeout", timeout)
 			diffs = diffs[:0]
 			for _, probe := range slices.Sorted(maps.Keys(probes)) {
 				want, ok := s.Expect[probe]
