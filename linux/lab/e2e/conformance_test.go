@@ -42,7 +42,7 @@ func unsupported(c *policy.Case) string {
 		switch {
 		case len(s.PodProfiles) > 0:
 			return "it sets pod profiles; lab pods carry their namespace profile only"
-		case strings.Contains(text, "serviceaccount"):
+		case strings.Contains(text, "serviceaccount"), strings.Contains(text, "pcsa."):
 			return "it selects service accounts; lab pods have none"
 		case strings.Contains(text, "hostendpoint"):
 			return "it uses host endpoints on the model's node interfaces"
@@ -104,7 +104,8 @@ func addModelPod(l *labT, id string, nodes int) {
 // runCase plays one case on the lab and compares every probe matrix with the case's expectation
 // (which TestReference in platform/dptest/policy checks against the reference evaluator), then puts
 // the lab back to the model's start.
-func runCase(t *testing.T, l *labT, c *policy.Case, nodes int) {
+func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
+	l := &labT{t: t, dir: parent.dir} // fail this case, not the test that owns the lab
 	probes := labProbes(c)
 	if len(probes) == 0 {
 		t.Skipf("case %s probes only %v, which the lab cannot send (TCP and UDP only)", c.Name, c.Probes)
@@ -115,7 +116,14 @@ func runCase(t *testing.T, l *labT, c *policy.Case, nodes int) {
 	t.Cleanup(func() { resetModel(t, l, applied, removed, relabelled, nodes) })
 	for i, s := range c.Steps {
 		if s.Apply != "" {
-			l.must(s.Apply, "apply", "-f", "-")
+			out, errOut, code := l.run(s.Apply, "apply", "-f", "-")
+			if code != 0 && strings.Contains(errOut, "nothing was applied") {
+				t.Skipf("case %s step %d: tortiectl refuses the case's documents (the policy model does not validate them):\n%s",
+					c.Name, i+1, errOut)
+			}
+			if code != 0 {
+				t.Fatalf("case %s step %d: apply: exit %d\n%s%s", c.Name, i+1, code, out, errOut)
+			}
 			applied = append(applied, s.Apply)
 		}
 		if s.Delete != "" {
@@ -138,16 +146,33 @@ func runCase(t *testing.T, l *labT, c *policy.Case, nodes int) {
 			delete(removed, id)
 		}
 		l.must("", "sync")
-		got := l.probe("--timeout", "1s")
-		for _, probe := range slices.Sorted(maps.Keys(probes)) {
-			want, ok := s.Expect[probe]
-			if !ok {
-				want = s.Expect["*"]
+		// An allowed probe is certain (the destination answered with its id); a blocked one may be a
+		// probe that timed out on a loaded machine. A mismatch is probed again (twice at most) before
+		// it counts, which cannot turn a wrong "allowed" into a match.
+		var diffs []string
+		for attempt := 0; attempt < 3; attempt++ {
+			timeout := "1s"
+			if attempt == 2 {
+				timeout = "3s"
 			}
-			if g, w := render(got, probes[probe]), loopbackAllowed(normalise(want)); g != w {
-				t.Errorf("case %s step %d probe %s: matrix (rows from, columns to %s)\ngot:\n%swant:\n%s",
-					c.Name, i+1, probe, strings.Join(modelPods(), " "), g, w)
+			got := l.probe("--timeout", timeout)
+			diffs = diffs[:0]
+			for _, probe := range slices.Sorted(maps.Keys(probes)) {
+				want, ok := s.Expect[probe]
+				if !ok {
+					want = s.Expect["*"]
+				}
+				if g, w := render(got, probes[probe]), loopbackAllowed(normalise(want)); g != w {
+					diffs = append(diffs, fmt.Sprintf("case %s step %d probe %s: matrix (rows from, columns to %s)\ngot:\n%swant:\n%s",
+						c.Name, i+1, probe, strings.Join(modelPods(), " "), g, w))
+				}
 			}
+			if len(diffs) == 0 {
+				break
+			}
+		}
+		for _, d := range diffs {
+			t.Error(d)
 		}
 	}
 }

@@ -155,6 +155,10 @@ type matrix struct {
 func (l *labT) probe(args ...string) matrix {
 	l.t.Helper()
 	var m matrix
+	if !slices.Contains(args, "--timeout") {
+		// Generous: an allowed probe returns at once, and make test runs other suites beside this one.
+		args = append(args, "--timeout", "3s")
+	}
 	out := l.must("", append([]string{"probe", "--json"}, args...)...)
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		l.t.Fatalf("probe --json printed %q: %v", out, err)
