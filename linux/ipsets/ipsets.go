@@ -53,6 +53,8 @@ type Manager struct {
 	kernel map[string]Set
 	known  bool
 	writes int
+	// nl runs small membership changes over netlink; nil writes everything with `ipset restore`.
+	nl InNamespace
 }
 
 // New returns a Manager that runs ipset through r.
@@ -60,7 +62,18 @@ func New(r iptables.Runner, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{run: r, log: log, want: map[string]Set{}}
+	m := &Manager{run: r, log: log, want: map[string]Set{}}
+	m.nl, _ = r.(InNamespace)
+	return m
+}
+
+// UseNetlink turns the netlink path for small membership changes on (the default when the runner
+// implements [InNamespace]) or off (every change through `ipset restore`; benchmarks compare both).
+func (m *Manager) UseNetlink(on bool) {
+	m.nl = nil
+	if on {
+		m.nl, _ = m.run.(InNamespace)
+	}
 }
 
 // CheckName reports whether name may be one of tortie's sets.
@@ -96,7 +109,7 @@ func (m *Manager) SetAll(sets map[string]Set) error {
 // QueueResync makes the next ApplyUpdates re-read the kernel.
 func (m *Manager) QueueResync() { m.known = false }
 
-// Writes counts the ipset restore runs so far.
+// Writes counts the ipset restore runs and netlink batches so far.
 func (m *Manager) Writes() int { return m.writes }
 
 // Read returns tortie's sets as the kernel holds them (members sorted).
@@ -177,10 +190,50 @@ func (m *Manager) ApplyUpdates(ctx context.Context) error {
 	if err := m.load(ctx); err != nil {
 		return err
 	}
+	var changed []string
+	var edits []memberEdit
+	for _, name := range slices.Sorted(maps.Keys(m.want)) {
+		s := m.want[name]
+		have, ok := m.kernel[name]
+		if ok && have.equal(s) {
+			continue
+		}
+		if m.nl != nil && ok && have.Type == s.Type && have.Family == s.Family {
+			if add, del := memberDiff(have.Members, s.Members); len(add)+len(del) <= maxDelta {
+				if e, err := editsOf(name, s.Type, add, del); err == nil {
+					edits = append(edits, e...)
+					continue
+				}
+			}
+		}
+		changed = append(changed, name)
+	}
+	if len(edits) > 0 {
+		m.writes++
+		ok, err := runEdits(m.nl, edits)
+		for name := range ok {
+			m.kernel[name] = m.want[name]
+		}
+		if err != nil {
+			// The failed sets' content is unknown: the kernel is read again and they are written
+			// with ipset restore below, which reports what the kernel refuses with the failing line.
+			m.log.Debug("IP set members over netlink failed; writing them with ipset restore", "error", err)
+			m.known = false
+			if err := m.load(ctx); err != nil {
+				return err
+			}
+			for _, e := range edits {
+				if !ok[e.set] && !slices.Contains(changed, e.set) {
+					changed = append(changed, e.set)
+				}
+			}
+			slices.Sort(changed)
+		}
+	}
 	var b strings.Builder
 	var done []string
 	tmp := 0
-	for _, name := range slices.Sorted(maps.Keys(m.want)) {
+	for _, name := range changed {
 		s := m.want[name]
 		have, ok := m.kernel[name]
 		if ok && have.equal(s) {

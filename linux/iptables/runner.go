@@ -22,6 +22,15 @@ type Exec struct {
 	Do func(func() error) error
 }
 
+// InNamespace runs f where e's commands run: inside Do when it is set, else directly (the caller's
+// network namespace). Netlink sockets opened by f belong to that namespace.
+func (e Exec) InNamespace(f func() error) error {
+	if e.Do != nil {
+		return e.Do(f)
+	}
+	return f()
+}
+
 // Run implements Runner.
 func (e Exec) Run(ctx context.Context, name string, args []string, stdin []byte) ([]byte, error) {
 	var out, errb bytes.Buffer
