@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/tortie-net/tortie/common/dpmodel"
@@ -38,6 +39,9 @@ type Options struct {
 	// Conntrack, when set, deletes the conntrack entries of flows the new policy denies after each Apply
 	// that changed policy (see conntrack.go).
 	Conntrack bool
+	// IPSetRestoreOnly writes every IP set change with `ipset restore`, small membership changes
+	// included (by default those go over netlink); benchmarks compare the two.
+	IPSetRestoreOnly bool
 }
 
 // Dataplane is the Linux platform.Dataplane: policy and NAT outgoing with iptables and ipset, plus
@@ -55,6 +59,9 @@ type Dataplane struct {
 	// setsOnly: every change since the last successful Apply was IP set membership, so no rule
 	// changed and only the sets need rendering and writing (a label change's fast path).
 	setsOnly bool
+	// changedSets are the IDs of the selector sets whose members changed since the last successful
+	// Apply (meaningful while setsOnly).
+	changedSets map[string]bool
 	// lastSets is the last full rendering's IP sets (including the rules' CIDR-list sets).
 	lastSets map[string]ipsets.Set
 
@@ -75,25 +82,32 @@ func New(opts Options) *Dataplane {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	sets := ipsets.New(opts.Runner, log)
+	if opts.IPSetRestoreOnly {
+		sets.UseNetlink(false)
+	}
 	return &Dataplane{opts: opts, log: log, state: dpmodel.NewState(), tables: map[tableKey]*iptables.Table{},
-		sets: ipsets.New(opts.Runner, log), dirty: true, resync: true}
+		sets: sets, dirty: true, resync: true, changedSets: map[string]bool{}}
 }
 
 // OnUpdate records one update and forwards it to the extra managers.
 func (d *Dataplane) OnUpdate(u dpmodel.Update) {
-	membership := false
+	membership, setID := false, ""
 	switch u := u.(type) {
 	case dpmodel.IPSetDelta:
-		membership = true
+		membership, setID = true, u.ID
 	case dpmodel.IPSetUpdate:
 		old, ok := d.state.IPSets[u.ID]
-		membership = ok && old.Type == u.Type
+		membership, setID = ok && old.Type == u.Type, u.ID
 	}
 	if err := d.state.Apply(u); err != nil {
 		d.log.Error("dataplane update skipped", "kind", u.Kind(), "error", err)
 	} else {
 		d.setsOnly = membership && (d.setsOnly || !d.dirty)
 		d.dirty = true
+		if d.setsOnly {
+			d.changedSets[setID] = true
+		}
 	}
 	for _, m := range d.opts.Extra {
 		m.OnUpdate(u)
@@ -158,9 +172,11 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 		}
 	}
 	if d.setsOnly && !d.resync && d.lastSets != nil {
-		if err := d.sets.SetAll(renderSets(d.state, d.lastSets)); err != nil {
+		changed := renderSets(d.state, d.lastSets, d.changedSets)
+		if err := d.sets.Update(changed); err != nil {
 			return err
 		}
+		maps.Copy(d.lastSets, changed)
 		if err := d.sets.ApplyUpdates(ctx); err != nil {
 			return err
 		}
@@ -205,10 +221,14 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 
 // finishApply records a successful Apply and deletes the conntrack entries of newly denied flows.
 func (d *Dataplane) finishApply(ctx context.Context) error {
+	d.dirty, d.setsOnly = false, false
+	clear(d.changedSets)
+	if !d.opts.Conntrack {
+		return nil
+	}
 	prev := d.applied
 	d.applied = d.state.Clone()
-	d.dirty, d.setsOnly = false, false
-	if d.opts.Conntrack && prev != nil {
+	if prev != nil {
 		if err := d.deleteDeniedFlows(ctx, prev, d.applied); err != nil {
 			return err
 		}

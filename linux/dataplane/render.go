@@ -160,18 +160,23 @@ func (r *renderer) family(fam int) {
 	r.natOutgoing(fam, nat)
 }
 
-// renderSets renders only the IP sets of a state whose rules did not change since the rendering that
-// produced last: the selector sets from the state, every other set (CIDR lists, pools) from last.
-func renderSets(s *dpmodel.State, last map[string]ipsets.Set) map[string]ipsets.Set {
-	out := maps.Clone(last)
+// renderSets renders the IP sets with the given IDs of a state whose rules did not change since the
+// rendering that produced last (which gives each set's type). Only the selector sets that changed are
+// rendered, so a label change costs the same whatever the size of the state.
+func renderSets(s *dpmodel.State, last map[string]ipsets.Set, ids map[string]bool) map[string]ipsets.Set {
+	out := make(map[string]ipsets.Set, len(ids))
 	fams := []int{4}
 	if s.Config != nil && s.Config.IPv6Enabled {
 		fams = append(fams, 6)
 	}
-	for id, set := range s.IPSets {
+	for id := range ids {
+		set := s.IPSets[id]
 		for _, fam := range fams {
 			name := setName(fam, id)
-			old := out[name]
+			old, ok := last[name]
+			if !ok {
+				continue
+			}
 			var members []string
 			for _, m := range set.Members {
 				if m.Net.Addr().Is4() == (fam == 4) {

@@ -53,8 +53,12 @@ type Manager struct {
 	kernel map[string]Set
 	known  bool
 	writes int
+	// dirty names the sets Update changed since the last ApplyUpdates; all: SetAll was called (or
+	// the kernel must be compared in full).
+	dirty map[string]bool
+	all   bool
 	// nl runs small membership changes over netlink; nil writes everything with `ipset restore`.
-	nl InNamespace
+	nl iptables.InNamespace
 }
 
 // New returns a Manager that runs ipset through r.
@@ -62,17 +66,17 @@ func New(r iptables.Runner, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{run: r, log: log, want: map[string]Set{}}
-	m.nl, _ = r.(InNamespace)
+	m := &Manager{run: r, log: log, want: map[string]Set{}, dirty: map[string]bool{}, all: true}
+	m.nl, _ = r.(iptables.InNamespace)
 	return m
 }
 
 // UseNetlink turns the netlink path for small membership changes on (the default when the runner
-// implements [InNamespace]) or off (every change through `ipset restore`; benchmarks compare both).
+// implements [iptables.InNamespace]) or off (every change through `ipset restore`; benchmarks compare both).
 func (m *Manager) UseNetlink(on bool) {
 	m.nl = nil
 	if on {
-		m.nl, _ = m.run.(InNamespace)
+		m.nl, _ = m.run.(iptables.InNamespace)
 	}
 }
 
@@ -89,21 +93,44 @@ func CheckName(name string) error {
 
 // SetAll replaces the sets tortie wants. Members are sorted and de-duplicated here.
 func (m *Manager) SetAll(sets map[string]Set) error {
+	out, err := normalize(sets)
+	if err != nil {
+		return err
+	}
+	m.want, m.all = out, true
+	return nil
+}
+
+// Update replaces some of the sets tortie wants and keeps the others: the next ApplyUpdates compares
+// only these with the kernel (a label change costs the same whatever the number of sets). Members
+// are sorted and de-duplicated here.
+func (m *Manager) Update(sets map[string]Set) error {
+	out, err := normalize(sets)
+	if err != nil {
+		return err
+	}
+	for name, s := range out {
+		m.want[name] = s
+		m.dirty[name] = true
+	}
+	return nil
+}
+
+func normalize(sets map[string]Set) (map[string]Set, error) {
 	out := make(map[string]Set, len(sets))
 	for name, s := range sets {
 		if err := CheckName(name); err != nil {
-			return err
+			return nil, err
 		}
 		if s.Type != HashNet && s.Type != HashIPPort {
-			return fmt.Errorf("IP set %q: type %q is not %s or %s", name, s.Type, HashNet, HashIPPort)
+			return nil, fmt.Errorf("IP set %q: type %q is not %s or %s", name, s.Type, HashNet, HashIPPort)
 		}
 		ms := slices.Clone(s.Members)
 		slices.Sort(ms)
 		s.Members = slices.Compact(ms)
 		out[name] = s
 	}
-	m.want = out
-	return nil
+	return out, nil
 }
 
 // QueueResync makes the next ApplyUpdates re-read the kernel.
@@ -154,7 +181,7 @@ func (m *Manager) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.kernel, m.known = k, true
+	m.kernel, m.known, m.all = k, true, true
 	return nil
 }
 
@@ -187,13 +214,29 @@ func tempName(i int) string { return fmt.Sprintf("%stmp-%d", config.IPSetPrefix,
 // ApplyUpdates creates the sets that are missing and rebuilds those whose members or type differ, in
 // one `ipset restore`. Sets no longer wanted stay until ApplyDeletions.
 func (m *Manager) ApplyUpdates(ctx context.Context) error {
+	if err := m.applyUpdates(ctx); err != nil {
+		return err
+	}
+	clear(m.dirty)
+	m.all = false
+	return nil
+}
+
+func (m *Manager) applyUpdates(ctx context.Context) error {
 	if err := m.load(ctx); err != nil {
 		return err
 	}
 	var changed []string
 	var edits []memberEdit
-	for _, name := range slices.Sorted(maps.Keys(m.want)) {
-		s := m.want[name]
+	names := slices.Sorted(maps.Keys(m.dirty))
+	if m.all {
+		names = slices.Sorted(maps.Keys(m.want))
+	}
+	for _, name := range names {
+		s, wanted := m.want[name]
+		if !wanted {
+			continue // ApplyDeletions' business
+		}
 		have, ok := m.kernel[name]
 		if ok && have.equal(s) {
 			continue

@@ -12,14 +12,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-)
 
-// InNamespace is implemented by runners that can run a function in the network namespace their
-// commands run in (iptables.Exec). A Manager whose runner implements it edits small membership
-// changes over netlink there instead of starting `ipset`.
-type InNamespace interface {
-	InNamespace(f func() error) error
-}
+	"github.com/tortie-net/tortie/linux/iptables"
+)
 
 // memberEdit is one member added to or deleted from a set.
 type memberEdit struct {
@@ -106,7 +101,7 @@ func editsOf(name, typ string, add, del []string) ([]memberEdit, error) {
 // runEdits applies edits over one netlink socket in the runner's namespace. It returns the names of
 // the sets whose edits all succeeded and an error naming each set that failed (its kernel content is
 // then unknown).
-func runEdits(in InNamespace, edits []memberEdit) (ok map[string]bool, err error) {
+func runEdits(in iptables.InNamespace, edits []memberEdit) (ok map[string]bool, err error) {
 	ok = map[string]bool{}
 	failed := map[string]bool{}
 	var errs []error

@@ -16,6 +16,12 @@ type Runner interface {
 	Run(ctx context.Context, name string, args []string, stdin []byte) ([]byte, error)
 }
 
+// InNamespace is implemented by runners that can run a Go function in the network namespace their
+// commands run in ([Exec]): probes with go-iptables and IP set edits over netlink run there.
+type InNamespace interface {
+	InNamespace(f func() error) error
+}
+
 // Exec runs commands with os/exec. Do, when set, wraps each run (tests pass a network namespace's Do,
 // so the command starts inside that namespace: a child inherits its parent thread's namespaces).
 type Exec struct {
