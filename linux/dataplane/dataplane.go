@@ -59,9 +59,10 @@ type Dataplane struct {
 	// setsOnly: every change since the last successful Apply was IP set membership, so no rule
 	// changed and only the sets need rendering and writing (a label change's fast path).
 	setsOnly bool
-	// changedSets are the IDs of the selector sets whose members changed since the last successful
-	// Apply (meaningful while setsOnly).
+	// changedSets are the IDs of the selector sets replaced (IPSetUpdate) since the last successful
+	// Apply, and setDeltas the IPSetDeltas of the others, in order (meaningful while setsOnly).
 	changedSets map[string]bool
+	setDeltas   []dpmodel.IPSetDelta
 	// lastSets is the last full rendering's IP sets (including the rules' CIDR-list sets).
 	lastSets map[string]ipsets.Set
 
@@ -93,9 +94,10 @@ func New(opts Options) *Dataplane {
 // OnUpdate records one update and forwards it to the extra managers.
 func (d *Dataplane) OnUpdate(u dpmodel.Update) {
 	membership, setID := false, ""
+	var delta *dpmodel.IPSetDelta
 	switch u := u.(type) {
 	case dpmodel.IPSetDelta:
-		membership, setID = true, u.ID
+		membership, delta = true, &u
 	case dpmodel.IPSetUpdate:
 		old, ok := d.state.IPSets[u.ID]
 		membership, setID = ok && old.Type == u.Type, u.ID
@@ -105,7 +107,13 @@ func (d *Dataplane) OnUpdate(u dpmodel.Update) {
 	} else {
 		d.setsOnly = membership && (d.setsOnly || !d.dirty)
 		d.dirty = true
-		if d.setsOnly {
+		switch {
+		case !d.setsOnly:
+		case delta != nil && deltaRenderable(*delta):
+			d.setDeltas = append(d.setDeltas, *delta)
+		case delta != nil:
+			d.changedSets[delta.ID] = true
+		default:
 			d.changedSets[setID] = true
 		}
 	}
@@ -177,6 +185,16 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 			return err
 		}
 		maps.Copy(d.lastSets, changed)
+		for _, dl := range d.setDeltas {
+			if d.changedSets[dl.ID] {
+				continue // rendered whole above
+			}
+			for name, ad := range renderDelta(dl, d.lastSets) {
+				if err := d.sets.Delta(name, ad[0], ad[1]); err != nil {
+					return err
+				}
+			}
+		}
 		if err := d.sets.ApplyUpdates(ctx); err != nil {
 			return err
 		}
@@ -223,6 +241,7 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 func (d *Dataplane) finishApply(ctx context.Context) error {
 	d.dirty, d.setsOnly = false, false
 	clear(d.changedSets)
+	d.setDeltas = d.setDeltas[:0]
 	if !d.opts.Conntrack {
 		return nil
 	}

@@ -189,6 +189,43 @@ func renderSets(s *dpmodel.State, last map[string]ipsets.Set, ids map[string]boo
 	return out
 }
 
+// deltaRenderable reports whether each member of a delta renders to members of its own, so that the
+// delta can be applied to the rendered sets directly: not a /0 (split in two halves another member
+// may also be) and no port on a network.
+func deltaRenderable(d dpmodel.IPSetDelta) bool {
+	for _, ms := range [][]dpmodel.Member{d.Added, d.Removed} {
+		for _, m := range ms {
+			if m.Net.Bits() == 0 || (m.Protocol != 0 && !m.Net.IsSingleIP()) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// renderDelta renders a delta as the members to add and delete per rendered set (by name; a family
+// that is not rendered has no set in last and is skipped).
+func renderDelta(d dpmodel.IPSetDelta, last map[string]ipsets.Set) map[string][2][]string {
+	out := map[string][2][]string{}
+	for k, ms := range [][]dpmodel.Member{d.Added, d.Removed} {
+		for _, m := range ms {
+			m.Net = m.Net.Masked()
+			fam := 4
+			if !m.Net.Addr().Is4() {
+				fam = 6
+			}
+			name := setName(fam, d.ID)
+			if _, ok := last[name]; !ok {
+				continue
+			}
+			ad := out[name]
+			ad[k] = append(ad[k], setMembers(m)...)
+			out[name] = ad
+		}
+	}
+	return out
+}
+
 // setMembers renders a member as `ipset save` prints it. hash:net cannot hold a /0: it is split in two
 // halves, as Felix does.
 func setMembers(m dpmodel.Member) []string {

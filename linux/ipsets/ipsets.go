@@ -116,6 +116,31 @@ func (m *Manager) Update(sets map[string]Set) error {
 	return nil
 }
 
+// Delta adds and deletes members of one wanted set and keeps its other members (a label change:
+// the cost does not grow with the number of sets, and only the set's own members are copied). Adding
+// a present or deleting an absent member does nothing.
+func (m *Manager) Delta(name string, add, del []string) error {
+	s, ok := m.want[name]
+	if !ok {
+		return fmt.Errorf("IP set %q: a membership change for a set that is not wanted", name)
+	}
+	ms := slices.Clone(s.Members)
+	for _, mem := range del {
+		if i, found := slices.BinarySearch(ms, mem); found {
+			ms = slices.Delete(ms, i, i+1)
+		}
+	}
+	for _, mem := range add {
+		if i, found := slices.BinarySearch(ms, mem); !found {
+			ms = slices.Insert(ms, i, mem)
+		}
+	}
+	s.Members = ms
+	m.want[name] = s
+	m.dirty[name] = true
+	return nil
+}
+
 func normalize(sets map[string]Set) (map[string]Set, error) {
 	out := make(map[string]Set, len(sets))
 	for name, s := range sets {

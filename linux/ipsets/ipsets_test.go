@@ -222,3 +222,26 @@ func TestEntryOf(t *testing.T) {
 		}
 	}
 }
+
+func TestDelta(t *testing.T) {
+	m := New(iptables.Exec{}, nil)
+	if err := m.SetAll(map[string]Set{"tortie-a": {Type: HashNet, Family: 4, Members: []string{"10.0.0.3", "10.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	kernel := m.want["tortie-a"].Members // as ApplyUpdates shares it with the kernel view
+	if err := m.Delta("tortie-a", []string{"10.0.0.2", "10.0.0.1", "10.0.0.9"}, []string{"10.0.0.3", "10.0.0.4"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"10.0.0.1", "10.0.0.2", "10.0.0.9"}, m.want["tortie-a"].Members); d != "" {
+		t.Errorf("members after Delta (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"10.0.0.1", "10.0.0.3"}, kernel); d != "" {
+		t.Errorf("Delta changed a shared slice (-want +got):\n%s", d)
+	}
+	if !m.dirty["tortie-a"] {
+		t.Errorf("Delta did not mark the set for the next ApplyUpdates")
+	}
+	if err := m.Delta("tortie-b", []string{"10.0.0.1"}, nil); err == nil || !strings.Contains(err.Error(), "tortie-b") {
+		t.Errorf("Delta of a set not wanted: %v, want an error naming it", err)
+	}
+}
