@@ -6,6 +6,7 @@ require (
 	github.com/Microsoft/hcsshim v0.13.0
 	github.com/containernetworking/cni v1.3.1
 	github.com/containernetworking/plugins v1.9.1
+	github.com/coreos/go-iptables v0.8.0
 	github.com/google/go-cmp v0.7.0
 	github.com/kardianos/service v1.3.0
 	github.com/prometheus/client_golang v1.25.0

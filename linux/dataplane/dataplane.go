@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/tortie-net/tortie/common/dpmodel"
@@ -38,6 +39,9 @@ type Options struct {
 	// Conntrack, when set, deletes the conntrack entries of flows the new policy denies after each Apply
 	// that changed policy (see conntrack.go).
 	Conntrack bool
+	// IPSetRestoreOnly writes every IP set change with `ipset restore`, small membership changes
+	// included (by default those go over netlink); benchmarks compare the two.
+	IPSetRestoreOnly bool
 }
 
 // Dataplane is the Linux platform.Dataplane: policy and NAT outgoing with iptables and ipset, plus
@@ -55,6 +59,10 @@ type Dataplane struct {
 	// setsOnly: every change since the last successful Apply was IP set membership, so no rule
 	// changed and only the sets need rendering and writing (a label change's fast path).
 	setsOnly bool
+	// changedSets are the IDs of the selector sets replaced (IPSetUpdate) since the last successful
+	// Apply, and setDeltas the IPSetDeltas of the others, in order (meaningful while setsOnly).
+	changedSets map[string]bool
+	setDeltas   []dpmodel.IPSetDelta
 	// lastSets is the last full rendering's IP sets (including the rules' CIDR-list sets).
 	lastSets map[string]ipsets.Set
 
@@ -75,25 +83,39 @@ func New(opts Options) *Dataplane {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	sets := ipsets.New(opts.Runner, log)
+	if opts.IPSetRestoreOnly {
+		sets.UseNetlink(false)
+	}
 	return &Dataplane{opts: opts, log: log, state: dpmodel.NewState(), tables: map[tableKey]*iptables.Table{},
-		sets: ipsets.New(opts.Runner, log), dirty: true, resync: true}
+		sets: sets, dirty: true, resync: true, changedSets: map[string]bool{}}
 }
 
 // OnUpdate records one update and forwards it to the extra managers.
 func (d *Dataplane) OnUpdate(u dpmodel.Update) {
-	membership := false
+	membership, setID := false, ""
+	var delta *dpmodel.IPSetDelta
 	switch u := u.(type) {
 	case dpmodel.IPSetDelta:
-		membership = true
+		membership, delta = true, &u
 	case dpmodel.IPSetUpdate:
 		old, ok := d.state.IPSets[u.ID]
-		membership = ok && old.Type == u.Type
+		membership, setID = ok && old.Type == u.Type, u.ID
 	}
 	if err := d.state.Apply(u); err != nil {
 		d.log.Error("dataplane update skipped", "kind", u.Kind(), "error", err)
 	} else {
 		d.setsOnly = membership && (d.setsOnly || !d.dirty)
 		d.dirty = true
+		switch {
+		case !d.setsOnly:
+		case delta != nil && deltaRenderable(*delta):
+			d.setDeltas = append(d.setDeltas, *delta)
+		case delta != nil:
+			d.changedSets[delta.ID] = true
+		default:
+			d.changedSets[setID] = true
+		}
 	}
 	for _, m := range d.opts.Extra {
 		m.OnUpdate(u)
@@ -158,8 +180,20 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 		}
 	}
 	if d.setsOnly && !d.resync && d.lastSets != nil {
-		if err := d.sets.SetAll(renderSets(d.state, d.lastSets)); err != nil {
+		changed := renderSets(d.state, d.lastSets, d.changedSets)
+		if err := d.sets.Update(changed); err != nil {
 			return err
+		}
+		maps.Copy(d.lastSets, changed)
+		for _, dl := range d.setDeltas {
+			if d.changedSets[dl.ID] {
+				continue // rendered whole above
+			}
+			for name, ad := range renderDelta(dl, d.lastSets) {
+				if err := d.sets.Delta(name, ad[0], ad[1]); err != nil {
+					return err
+				}
+			}
 		}
 		if err := d.sets.ApplyUpdates(ctx); err != nil {
 			return err
@@ -205,10 +239,15 @@ func (d *Dataplane) applyPolicy(ctx context.Context) error {
 
 // finishApply records a successful Apply and deletes the conntrack entries of newly denied flows.
 func (d *Dataplane) finishApply(ctx context.Context) error {
+	d.dirty, d.setsOnly = false, false
+	clear(d.changedSets)
+	d.setDeltas = d.setDeltas[:0]
+	if !d.opts.Conntrack {
+		return nil
+	}
 	prev := d.applied
 	d.applied = d.state.Clone()
-	d.dirty, d.setsOnly = false, false
-	if d.opts.Conntrack && prev != nil {
+	if prev != nil {
 		if err := d.deleteDeniedFlows(ctx, prev, d.applied); err != nil {
 			return err
 		}

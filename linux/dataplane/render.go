@@ -160,18 +160,23 @@ func (r *renderer) family(fam int) {
 	r.natOutgoing(fam, nat)
 }
 
-// renderSets renders only the IP sets of a state whose rules did not change since the rendering that
-// produced last: the selector sets from the state, every other set (CIDR lists, pools) from last.
-func renderSets(s *dpmodel.State, last map[string]ipsets.Set) map[string]ipsets.Set {
-	out := maps.Clone(last)
+// renderSets renders the IP sets with the given IDs of a state whose rules did not change since the
+// rendering that produced last (which gives each set's type). Only the selector sets that changed are
+// rendered, so a label change costs the same whatever the size of the state.
+func renderSets(s *dpmodel.State, last map[string]ipsets.Set, ids map[string]bool) map[string]ipsets.Set {
+	out := make(map[string]ipsets.Set, len(ids))
 	fams := []int{4}
 	if s.Config != nil && s.Config.IPv6Enabled {
 		fams = append(fams, 6)
 	}
-	for id, set := range s.IPSets {
+	for id := range ids {
+		set := s.IPSets[id]
 		for _, fam := range fams {
 			name := setName(fam, id)
-			old := out[name]
+			old, ok := last[name]
+			if !ok {
+				continue
+			}
 			var members []string
 			for _, m := range set.Members {
 				if m.Net.Addr().Is4() == (fam == 4) {
@@ -179,6 +184,43 @@ func renderSets(s *dpmodel.State, last map[string]ipsets.Set) map[string]ipsets.
 				}
 			}
 			out[name] = ipsets.Set{Type: old.Type, Family: fam, Members: members}
+		}
+	}
+	return out
+}
+
+// deltaRenderable reports whether each member of a delta renders to members of its own, so that the
+// delta can be applied to the rendered sets directly: not a /0 (split in two halves another member
+// may also be) and no port on a network.
+func deltaRenderable(d dpmodel.IPSetDelta) bool {
+	for _, ms := range [][]dpmodel.Member{d.Added, d.Removed} {
+		for _, m := range ms {
+			if m.Net.Bits() == 0 || (m.Protocol != 0 && !m.Net.IsSingleIP()) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// renderDelta renders a delta as the members to add and delete per rendered set (by name; a family
+// that is not rendered has no set in last and is skipped).
+func renderDelta(d dpmodel.IPSetDelta, last map[string]ipsets.Set) map[string][2][]string {
+	out := map[string][2][]string{}
+	for k, ms := range [][]dpmodel.Member{d.Added, d.Removed} {
+		for _, m := range ms {
+			m.Net = m.Net.Masked()
+			fam := 4
+			if !m.Net.Addr().Is4() {
+				fam = 6
+			}
+			name := setName(fam, d.ID)
+			if _, ok := last[name]; !ok {
+				continue
+			}
+			ad := out[name]
+			ad[k] = append(ad[k], setMembers(m)...)
+			out[name] = ad
 		}
 	}
 	return out

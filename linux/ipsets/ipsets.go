@@ -53,6 +53,12 @@ type Manager struct {
 	kernel map[string]Set
 	known  bool
 	writes int
+	// dirty names the sets Update changed since the last ApplyUpdates; all: SetAll was called (or
+	// the kernel must be compared in full).
+	dirty map[string]bool
+	all   bool
+	// nl runs small membership changes over netlink; nil writes everything with `ipset restore`.
+	nl iptables.InNamespace
 }
 
 // New returns a Manager that runs ipset through r.
@@ -60,7 +66,18 @@ func New(r iptables.Runner, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{run: r, log: log, want: map[string]Set{}}
+	m := &Manager{run: r, log: log, want: map[string]Set{}, dirty: map[string]bool{}, all: true}
+	m.nl, _ = r.(iptables.InNamespace)
+	return m
+}
+
+// UseNetlink turns the netlink path for small membership changes on (the default when the runner
+// implements [iptables.InNamespace]) or off (every change through `ipset restore`; benchmarks compare both).
+func (m *Manager) UseNetlink(on bool) {
+	m.nl = nil
+	if on {
+		m.nl, _ = m.run.(iptables.InNamespace)
+	}
 }
 
 // CheckName reports whether name may be one of tortie's sets.
@@ -76,27 +93,75 @@ func CheckName(name string) error {
 
 // SetAll replaces the sets tortie wants. Members are sorted and de-duplicated here.
 func (m *Manager) SetAll(sets map[string]Set) error {
+	out, err := normalize(sets)
+	if err != nil {
+		return err
+	}
+	m.want, m.all = out, true
+	return nil
+}
+
+// Update replaces some of the sets tortie wants and keeps the others: the next ApplyUpdates compares
+// only these with the kernel (a label change costs the same whatever the number of sets). Members
+// are sorted and de-duplicated here.
+func (m *Manager) Update(sets map[string]Set) error {
+	out, err := normalize(sets)
+	if err != nil {
+		return err
+	}
+	for name, s := range out {
+		m.want[name] = s
+		m.dirty[name] = true
+	}
+	return nil
+}
+
+// Delta adds and deletes members of one wanted set and keeps its other members (a label change:
+// the cost does not grow with the number of sets, and only the set's own members are copied). Adding
+// a present or deleting an absent member does nothing.
+func (m *Manager) Delta(name string, add, del []string) error {
+	s, ok := m.want[name]
+	if !ok {
+		return fmt.Errorf("IP set %q: a membership change for a set that is not wanted", name)
+	}
+	ms := slices.Clone(s.Members)
+	for _, mem := range del {
+		if i, found := slices.BinarySearch(ms, mem); found {
+			ms = slices.Delete(ms, i, i+1)
+		}
+	}
+	for _, mem := range add {
+		if i, found := slices.BinarySearch(ms, mem); !found {
+			ms = slices.Insert(ms, i, mem)
+		}
+	}
+	s.Members = ms
+	m.want[name] = s
+	m.dirty[name] = true
+	return nil
+}
+
+func normalize(sets map[string]Set) (map[string]Set, error) {
 	out := make(map[string]Set, len(sets))
 	for name, s := range sets {
 		if err := CheckName(name); err != nil {
-			return err
+			return nil, err
 		}
 		if s.Type != HashNet && s.Type != HashIPPort {
-			return fmt.Errorf("IP set %q: type %q is not %s or %s", name, s.Type, HashNet, HashIPPort)
+			return nil, fmt.Errorf("IP set %q: type %q is not %s or %s", name, s.Type, HashNet, HashIPPort)
 		}
 		ms := slices.Clone(s.Members)
 		slices.Sort(ms)
 		s.Members = slices.Compact(ms)
 		out[name] = s
 	}
-	m.want = out
-	return nil
+	return out, nil
 }
 
 // QueueResync makes the next ApplyUpdates re-read the kernel.
 func (m *Manager) QueueResync() { m.known = false }
 
-// Writes counts the ipset restore runs so far.
+// Writes counts the ipset restore runs and netlink batches so far.
 func (m *Manager) Writes() int { return m.writes }
 
 // Read returns tortie's sets as the kernel holds them (members sorted).
@@ -141,7 +206,7 @@ func (m *Manager) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.kernel, m.known = k, true
+	m.kernel, m.known, m.all = k, true, true
 	return nil
 }
 
@@ -174,13 +239,69 @@ func tempName(i int) string { return fmt.Sprintf("%stmp-%d", config.IPSetPrefix,
 // ApplyUpdates creates the sets that are missing and rebuilds those whose members or type differ, in
 // one `ipset restore`. Sets no longer wanted stay until ApplyDeletions.
 func (m *Manager) ApplyUpdates(ctx context.Context) error {
+	if err := m.applyUpdates(ctx); err != nil {
+		return err
+	}
+	clear(m.dirty)
+	m.all = false
+	return nil
+}
+
+func (m *Manager) applyUpdates(ctx context.Context) error {
 	if err := m.load(ctx); err != nil {
 		return err
+	}
+	var changed []string
+	var edits []memberEdit
+	names := slices.Sorted(maps.Keys(m.dirty))
+	if m.all {
+		names = slices.Sorted(maps.Keys(m.want))
+	}
+	for _, name := range names {
+		s, wanted := m.want[name]
+		if !wanted {
+			continue // ApplyDeletions' business
+		}
+		have, ok := m.kernel[name]
+		if ok && have.equal(s) {
+			continue
+		}
+		if m.nl != nil && ok && have.Type == s.Type && have.Family == s.Family {
+			if add, del := memberDiff(have.Members, s.Members); len(add)+len(del) <= maxDelta {
+				if e, err := editsOf(name, s.Type, add, del); err == nil {
+					edits = append(edits, e...)
+					continue
+				}
+			}
+		}
+		changed = append(changed, name)
+	}
+	if len(edits) > 0 {
+		m.writes++
+		ok, err := runEdits(m.nl, edits)
+		for name := range ok {
+			m.kernel[name] = m.want[name]
+		}
+		if err != nil {
+			// The failed sets' content is unknown: the kernel is read again and they are written
+			// with ipset restore below, which reports what the kernel refuses with the failing line.
+			m.log.Debug("IP set members over netlink failed; writing them with ipset restore", "error", err)
+			m.known = false
+			if err := m.load(ctx); err != nil {
+				return err
+			}
+			for _, e := range edits {
+				if !ok[e.set] && !slices.Contains(changed, e.set) {
+					changed = append(changed, e.set)
+				}
+			}
+			slices.Sort(changed)
+		}
 	}
 	var b strings.Builder
 	var done []string
 	tmp := 0
-	for _, name := range slices.Sorted(maps.Keys(m.want)) {
+	for _, name := range changed {
 		s := m.want[name]
 		have, ok := m.kernel[name]
 		if ok && have.equal(s) {

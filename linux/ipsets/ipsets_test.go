@@ -3,6 +3,7 @@
 package ipsets
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -129,5 +130,118 @@ func TestManager(t *testing.T) {
 		if d := cmp.Diff(before, sh(t, r, "ipset", "save")); d != "" {
 			t.Errorf("after Cleanup %d `ipset save` differs from before tortie (-before +after):\n%s", i+1, d)
 		}
+	}
+}
+
+// TestSmallChanges: a few changed members go over netlink (no ipset exec: a runner that refuses
+// `ipset restore` still succeeds) with both set types and families; with netlink off the same change
+// goes through ipset restore; a netlink failure (the set destroyed behind the manager's back) falls
+// back to reading the kernel and restoring.
+func TestSmallChanges(t *testing.T) {
+	r := nsRunner(t)
+	for _, useNetlink := range []bool{true, false} {
+		t.Run(fmt.Sprint("netlink=", useNetlink), func(t *testing.T) {
+			m := New(r, nil)
+			m.UseNetlink(useNetlink)
+			want := map[string]Set{
+				"tortie-4net": {Type: HashNet, Family: 4, Members: []string{"10.0.1.1", "10.1.0.0/16"}},
+				"tortie-6net": {Type: HashNet, Family: 6, Members: []string{"fd00::1", "fd00:1::/64"}},
+				"tortie-4np":  {Type: HashIPPort, Family: 4, Members: []string{"10.0.1.1,tcp:80", "10.0.1.2,udp:53"}},
+				"tortie-6np":  {Type: HashIPPort, Family: 6, Members: []string{"fd00::1,sctp:9"}},
+			}
+			apply := func(what string) {
+				t.Helper()
+				if err := m.SetAll(want); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.ApplyUpdates(t.Context()); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				got, err := m.Read(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(m.want, got); d != "" {
+					t.Fatalf("%s: kernel differs (-want +got):\n%s", what, d)
+				}
+			}
+			apply("create")
+			restores := &countingRunner{Runner: r}
+			m.run = restores
+			want["tortie-4net"] = Set{Type: HashNet, Family: 4, Members: []string{"10.0.1.2", "10.1.0.0/16", "10.2.0.0/24"}}
+			want["tortie-6net"] = Set{Type: HashNet, Family: 6, Members: []string{"fd00::2", "fd00:1::/64"}}
+			want["tortie-4np"] = Set{Type: HashIPPort, Family: 4, Members: []string{"10.0.1.1,tcp:80", "10.0.1.2,udp:5353"}}
+			want["tortie-6np"] = Set{Type: HashIPPort, Family: 6, Members: []string{"fd00::1,sctp:9", "fd00::2,tcp:443"}}
+			apply("small changes")
+			if got, want := restores.restores, map[bool]int{true: 0, false: 1}[useNetlink]; got != want {
+				t.Errorf("small changes ran ipset restore %d times, want %d", got, want)
+			}
+
+			// Behind the manager's back: a set destroyed, so the next small change to it fails
+			// (over netlink) and must be repaired by a read and a restore.
+			sh(t, r, "ipset", "destroy", "tortie-4np")
+			want["tortie-4np"] = Set{Type: HashIPPort, Family: 4, Members: []string{"10.0.1.1,tcp:80"}}
+			if useNetlink {
+				apply("netlink failure")
+			}
+			if err := m.Cleanup(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// countingRunner counts ipset restore runs.
+type countingRunner struct {
+	iptables.Runner
+	restores int
+}
+
+func (c *countingRunner) Run(ctx context.Context, name string, args []string, stdin []byte) ([]byte, error) {
+	if name == "ipset" && len(args) > 0 && args[0] == "restore" {
+		c.restores++
+	}
+	return c.Runner.Run(ctx, name, args, stdin)
+}
+
+func TestEntryOf(t *testing.T) {
+	for _, c := range []struct{ typ, member, err string }{
+		{HashNet, "10.0.0.1", ""},
+		{HashNet, "10.0.0.0/8", ""},
+		{HashNet, "fd00::/64", ""},
+		{HashIPPort, "10.0.0.1,udp:53", ""},
+		{HashNet, "10.0.0.1,tcp:80", "has a port"},
+		{HashNet, "300.0.0.1", "300.0.0.1"},
+		{HashIPPort, "10.0.0.1", "no proto:port"},
+		{HashIPPort, "10.0.0.1,icmp:8", "not tcp, udp or sctp"},
+		{HashIPPort, "10.0.0.1,tcp:70000", "port"},
+	} {
+		_, err := entryOf(c.typ, c.member)
+		if (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("entryOf(%s, %q) = %v, want error containing %q", c.typ, c.member, err, c.err)
+		}
+	}
+}
+
+func TestDelta(t *testing.T) {
+	m := New(iptables.Exec{}, nil)
+	if err := m.SetAll(map[string]Set{"tortie-a": {Type: HashNet, Family: 4, Members: []string{"10.0.0.3", "10.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	kernel := m.want["tortie-a"].Members // as ApplyUpdates shares it with the kernel view
+	if err := m.Delta("tortie-a", []string{"10.0.0.2", "10.0.0.1", "10.0.0.9"}, []string{"10.0.0.3", "10.0.0.4"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"10.0.0.1", "10.0.0.2", "10.0.0.9"}, m.want["tortie-a"].Members); d != "" {
+		t.Errorf("members after Delta (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"10.0.0.1", "10.0.0.3"}, kernel); d != "" {
+		t.Errorf("Delta changed a shared slice (-want +got):\n%s", d)
+	}
+	if !m.dirty["tortie-a"] {
+		t.Errorf("Delta did not mark the set for the next ApplyUpdates")
+	}
+	if err := m.Delta("tortie-b", []string{"10.0.0.1"}, nil); err == nil || !strings.Contains(err.Error(), "tortie-b") {
+		t.Errorf("Delta of a set not wanted: %v, want an error naming it", err)
 	}
 }

@@ -20,7 +20,9 @@
 //
 // The backend (iptables-legacy or iptables-nft) is chosen by [DetectBackend] as Calico does: whichever
 // holds Kubernetes' marker chains, else whichever holds more rules (legacy on a tie);
-// FELIX_IPTABLESBACKEND forces one. The xtables lock is honoured with `-w`.
+// FELIX_IPTABLESBACKEND forces one. The probes use github.com/coreos/go-iptables (version, chain
+// listing) when the runner implements [InNamespace]; writes are always iptables-restore. The xtables
+// lock is honoured with `-w`.
 //
 // Commands run through a [Runner]; [Exec] runs them, optionally inside a network namespace (tests).
 package iptables

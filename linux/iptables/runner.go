@@ -16,10 +16,25 @@ type Runner interface {
 	Run(ctx context.Context, name string, args []string, stdin []byte) ([]byte, error)
 }
 
+// InNamespace is implemented by runners that can run a Go function in the network namespace their
+// commands run in ([Exec]): probes with go-iptables and IP set edits over netlink run there.
+type InNamespace interface {
+	InNamespace(f func() error) error
+}
+
 // Exec runs commands with os/exec. Do, when set, wraps each run (tests pass a network namespace's Do,
 // so the command starts inside that namespace: a child inherits its parent thread's namespaces).
 type Exec struct {
 	Do func(func() error) error
+}
+
+// InNamespace runs f where e's commands run: inside Do when it is set, else directly (the caller's
+// network namespace). Netlink sockets opened by f belong to that namespace.
+func (e Exec) InNamespace(f func() error) error {
+	if e.Do != nil {
+		return e.Do(f)
+	}
+	return f()
 }
 
 // Run implements Runner.

@@ -32,6 +32,9 @@ var builtinChains = map[string][]string{
 // Tables lists the tables tortie may write, in the order a dataplane applies them.
 var Tables = []string{"raw", "mangle", "nat", "filter"}
 
+// lockWait is how many seconds a command waits for the xtables lock (`-w`).
+const lockWait = 10
+
 // IsOwned reports whether a chain is tortie's.
 func IsOwned(chain string) bool { return strings.HasPrefix(chain, config.ChainPrefix) }
 
@@ -289,7 +292,7 @@ var failedLineRe = regexp.MustCompile(`line (\d+) failed|Error occurred at line:
 // and the error quotes the failing line.
 func (t *Table) restore(ctx context.Context, text string) error {
 	t.writes++
-	_, err := t.run.Run(ctx, Command(t.backend, t.family, "restore"), []string{"--noflush", "-w", "10"}, []byte(text))
+	_, err := t.run.Run(ctx, Command(t.backend, t.family, "restore"), []string{"--noflush", "-w", strconv.Itoa(lockWait)}, []byte(text))
 	if err == nil {
 		return nil
 	}

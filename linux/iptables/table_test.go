@@ -180,6 +180,8 @@ func TestDetectBackend(t *testing.T) {
 		{"kube marker in nft", [][]string{{"iptables-nft", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT"},
 			{"iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"}, {"iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"}}, "auto", NFT},
 		{"kube marker in legacy", [][]string{{"iptables-legacy", "-t", "mangle", "-N", "KUBE-KUBELET-CANARY"}}, "", Legacy},
+		{"kube marker in nft's IPv6 nat table", [][]string{{"ip6tables-nft", "-t", "nat", "-N", "KUBE-KUBELET-CANARY"},
+			{"iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"}}, "", NFT},
 		{"more rules in nft", [][]string{{"iptables-nft", "-A", "INPUT", "-j", "ACCEPT"}}, "", NFT},
 		{"more rules in legacy", [][]string{{"ip6tables-legacy", "-A", "INPUT", "-j", "ACCEPT"},
 			{"ip6tables-legacy", "-A", "INPUT", "-j", "ACCEPT"}, {"iptables-nft", "-A", "INPUT", "-j", "ACCEPT"}}, "", Legacy},
@@ -190,12 +192,15 @@ func TestDetectBackend(t *testing.T) {
 			for _, c := range tt.setup {
 				sh(t, r, c[0], c[1:]...)
 			}
-			got, err := DetectBackend(ctx, r, tt.setting)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("DetectBackend = %s, want %s", got, tt.want)
+			// Exec probes with go-iptables; a runner without InNamespace reads only `*-save`.
+			for _, run := range []Runner{r, onlyRun{r}} {
+				got, err := DetectBackend(ctx, run, tt.setting)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want {
+					t.Errorf("DetectBackend(%T) = %s, want %s", run, got, tt.want)
+				}
 			}
 		})
 	}
@@ -203,3 +208,6 @@ func TestDetectBackend(t *testing.T) {
 		t.Errorf("a bad setting: %v, want an error naming FELIX_IPTABLESBACKEND", err)
 	}
 }
+
+// onlyRun hides a runner's InNamespace.
+type onlyRun struct{ Runner }
