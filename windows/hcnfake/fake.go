@@ -249,6 +249,15 @@ func invalid(call, object, format string, args ...any) error {
 	return fmt.Errorf("HNS %s %s: the parameter is incorrect: %s", call, object, fmt.Sprintf(format, args...))
 }
 
+// clonesByID returns copies of the objects of m, keyed by ID, in ID order (what HNS's list calls give).
+func clonesByID[T any](m map[string]*T) []T {
+	out := make([]T, 0, len(m))
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, *clone(m[id]))
+	}
+	return out
+}
+
 func clone[T any](v *T) *T {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -293,12 +302,7 @@ func (h *HNS) ListNetworks(ctx context.Context) ([]hcn.Network, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]hcn.Network, 0, len(h.networks))
-	for _, n := range h.networks {
-		out = append(out, *clone(n))
-	}
-	slices.SortFunc(out, func(a, b hcn.Network) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return clonesByID(h.networks), nil
 }
 
 func (h *HNS) GetNetworkByName(ctx context.Context, name string) (*hcn.Network, error) {
@@ -595,12 +599,7 @@ func (h *HNS) ListEndpoints(ctx context.Context) ([]hcn.Endpoint, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]hcn.Endpoint, 0, len(h.endpoints))
-	for _, e := range h.endpoints {
-		out = append(out, *clone(e))
-	}
-	slices.SortFunc(out, func(a, b hcn.Endpoint) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return clonesByID(h.endpoints), nil
 }
 
 func (h *HNS) GetEndpointByID(ctx context.Context, id string) (*hcn.Endpoint, error) {
