@@ -159,7 +159,7 @@ func (s *starter) ensureTunnelAddrs(ctx context.Context) (err error) {
 		handle := k.handlePrefix + s.name
 		cur := k.get(node)
 		var cidrs []netip.Prefix
-		if k.wanted(s, node) {
+		if k.wanted(s, node) && !s.windowsIPIP(node, pools, k) { // windows.go: Windows has no IPIP
 			cidrs = s.tunnelPools(node, pools, k)
 		}
 		tr := TunnelResult{Type: k.attrType, Handle: handle}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/datastore"
@@ -19,6 +21,33 @@ import (
 // the Windows block reservation, under windows-reserved-ipam-handle), and its VXLAN MAC is not random
 // but the router MAC, which exists only once the Windows dataplane has created the network; the agent
 // then publishes both with PublishWindowsVTEP. Calico for Windows publishes the same pair.
+
+// Windows has no IPIP: HNS offers overlay (VXLAN) and L2Bridge networks, and Calico for Windows runs
+// VXLAN or BGP without encapsulation only. A Windows node therefore gets no IPIP tunnel address even
+// when an IPIP pool selects it (the address would be published on the Node and Linux nodes would
+// tunnel to it, into nothing), and one it holds — from when the node ran Linux, or from a version
+// without this rule — is released by the ordinary release path.
+
+// windowsIPIP reports whether kind k is the IPIP address of a Windows node, which never has one. When
+// IPIP pools select the node it says so: their pods cannot be reached from other nodes over IPIP.
+func (s *starter) windowsIPIP(node *api.Node, pools []*api.IPPool, k tunnelKind) bool {
+	if s.o.GOOS != "windows" || k.attrType != ipam.AttributeTypeIPIP {
+		return false
+	}
+	if cidrs := s.tunnelPools(node, pools, k); len(cidrs) > 0 {
+		var names []string
+		for _, p := range pools {
+			if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && slices.Contains(cidrs, c.Masked()) {
+				names = append(names, fmt.Sprintf("%s (%s, ipipMode %s)", p.Name, p.Spec.CIDR, p.Spec.IPIPMode))
+			}
+		}
+		s.warn(fmt.Sprintf("IPIP cannot serve Windows node %q: IPIP pools select it (%s), but Windows has no IPIP (HNS runs VXLAN only), "+
+			"so the node gets no IPIP tunnel address and these pools cannot carry its pods' traffic; give them a nodeSelector that "+
+			"excludes Windows nodes (e.g. \"kubernetes.io/os != 'windows'\") and give Windows nodes a pool with vxlanMode",
+			s.name, strings.Join(names, ", ")), "node", s.name)
+	}
+	return true
+}
 
 // windowsVXLAN reports whether kind k is the IPv4 VXLAN address of a Windows node.
 func (s *starter) windowsVXLAN(k tunnelKind) bool {

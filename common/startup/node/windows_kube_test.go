@@ -63,7 +63,8 @@ func TestKubernetesDatastoreWindowsVTEP(t *testing.T) {
 	if _, err := Run(ctx, o); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	// (The cluster's other tests leave an IPIP pool, from which the node gets an IPIP tunnel address.)
+	// The cluster's other tests leave an IPIP pool that selects every node: a Windows node gets no
+	// IPIP tunnel address from it.
 	block := affineBlock(t, be, nodeName, netip.MustParsePrefix("10.93.0.0/16"))
 	kn, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 	if err != nil {
@@ -72,6 +73,9 @@ func TestKubernetesDatastoreWindowsVTEP(t *testing.T) {
 	a := kn.Annotations
 	if a[api.NodeAnnotationIPv4VXLANTunnelAddr] != block.Addr().Next().String() || a[api.NodeAnnotationVXLANTunnelMACAddr] != "" {
 		t.Fatalf("annotations after start-up %v: want the VXLAN address %s (gateway of %s) and no MAC", a, block.Addr().Next(), block)
+	}
+	if ipip, ok := a[api.NodeAnnotationIPv4IPIPTunnelAddr]; ok {
+		t.Errorf("annotation %s=%q: a Windows node has no IPIP tunnel address", api.NodeAnnotationIPv4IPIPTunnelAddr, ipip)
 	}
 
 	for i, want := range []bool{true, false} {
