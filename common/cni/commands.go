@@ -40,6 +40,15 @@ func (p *Plugin) Del(ctx context.Context, cmd *CmdArgs) (err error) {
 	}
 	log := p.Log.With("command", "DEL", "container_id", cmd.ContainerID, "pod", args.PodNamespace+"/"+args.PodName, "node", node)
 
+	if owner, hostIf := p.joins(cmd.Netns); owner != "" {
+		// A container that joined another's network owns no endpoint and no address: detach it only.
+		if err := p.PodNetwork.Teardown(ctx, cmd.Netns, cmd.IfName, hostIf); err != nil {
+			return AsError(fmt.Errorf("detaching container %s from the network of container %s: %w", cmd.ContainerID, owner, err), CodeDataplaneFailed)
+		}
+		log.Info("container left its pod's network", "joined", owner, "duration", p.Now().Sub(start).String())
+		return nil
+	}
+
 	var errs []error
 	if args.IsPod() {
 		if err := p.deleteEndpoint(ctx, node, cmd, args); err != nil {
@@ -136,6 +145,10 @@ func (p *Plugin) Check(ctx context.Context, cmd *CmdArgs) (err error) {
 		return err
 	}
 	hostIf := p.PodNetwork.HostIfName(args.PodNamespace, args.PodName)
+	owner := cmd.ContainerID // whose IPAM handle holds the addresses
+	if o, h := p.joins(cmd.Netns); o != "" {
+		owner, hostIf = o, h
+	}
 
 	var problems []string
 	var contMAC net.HardwareAddr
@@ -185,7 +198,7 @@ func (p *Plugin) Check(ctx context.Context, cmd *CmdArgs) (err error) {
 	}
 
 	if p.Conf.IPAM.InProcess() {
-		handle := HandleID(p.Conf.Name, cmd.ContainerID)
+		handle := HandleID(p.Conf.Name, owner)
 		have, err := p.IPAM.IPsByHandle(ctx, handle)
 		switch {
 		case errors.Is(err, ipam.ErrHandleNotFound):

@@ -49,6 +49,20 @@ type PodNetworkExisting interface {
 	Existing(ctx context.Context, req InterfaceRequest) (*InterfaceResult, error)
 }
 
+// PodNetworkJoin is implemented by a PodNetwork whose runtime also runs ADD for containers that join
+// another container's network: dockershim and cri-dockerd on Windows call it with CNI_NETNS
+// "container:<infra container ID>" for each application container of a pod. Such a container owns
+// nothing. ADD attaches it to the other container's interface (Setup with the other container's host
+// interface and the addresses allocated to it) and answers with those addresses: no allocation, no
+// WorkloadEndpoint. CHECK checks the attachment and the other container's allocation. DEL only
+// detaches it (Teardown with its netns and the other container's host interface); the other
+// container's DEL removes the interface and releases the addresses.
+type PodNetworkJoin interface {
+	// Joins returns the container whose network a container with CNI_NETNS netns joins, and that
+	// container's host interface; "" when the container has a network of its own.
+	Joins(netns string) (containerID, hostIfName string)
+}
+
 // InterfaceRequest describes one pod interface.
 type InterfaceRequest struct {
 	NetNS           string

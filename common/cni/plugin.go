@@ -170,6 +170,9 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 		return nil, err
 	}
 	log := p.Log.With("command", "ADD", "container_id", cmd.ContainerID, "pod", args.PodNamespace+"/"+args.PodName, "node", node)
+	if owner, hostIf := p.joins(cmd.Netns); owner != "" {
+		return p.addJoin(ctx, cmd, args, owner, hostIf, mtu, log)
+	}
 	if res, err := p.existing(ctx, cmd, args, mtu); err != nil || res != nil {
 		if res != nil {
 			log.Info("the sandbox is already set up: answering with its result (a repeated ADD)", "addresses", fmt.Sprint(res.IPs))
@@ -236,6 +239,39 @@ func (p *Plugin) Add(ctx context.Context, cmd *CmdArgs) (_ *types100.Result, err
 	log.Info("pod network set up", "host_interface", hostIf, "addresses", fmt.Sprint(ifRes.Addresses),
 		"duration", p.Now().Sub(start).String(), "phases", ph.String())
 	return res, nil
+}
+
+// joins returns the container whose network a container with CNI_NETNS netns joins, and its host
+// interface (PodNetworkJoin); "" when it has its own.
+func (p *Plugin) joins(netns string) (owner, hostIf string) {
+	if j, ok := p.PodNetwork.(PodNetworkJoin); ok {
+		return j.Joins(netns)
+	}
+	return "", ""
+}
+
+// addJoin is ADD for a container that joins container owner's network: the PodNetwork attaches it to
+// owner's interface, whose addresses must still be allocated to owner. Nothing is allocated or written.
+func (p *Plugin) addJoin(ctx context.Context, cmd *CmdArgs, args Args, owner, hostIf string, mtu int, log *slog.Logger) (*types100.Result, error) {
+	var addrs []netip.Prefix
+	if p.Conf.IPAM.InProcess() {
+		have, err := p.IPAM.IPsByHandle(ctx, HandleID(p.Conf.Name, owner))
+		switch {
+		case errors.Is(err, ipam.ErrHandleNotFound) || (err == nil && len(have) == 0):
+			return nil, Errorf(CodeUnknownContainer,
+				"container %s of %s joins the network of container %s (CNI_NETNS %s), which has no addresses on network %s (its ADD failed, or the pod is being deleted): nothing was attached",
+				cmd.ContainerID, args, owner, cmd.Netns, p.Conf.Name)
+		case err != nil:
+			return nil, AsError(dsErr(fmt.Errorf("reading the allocations of container %s, whose network container %s joins: %w", owner, cmd.ContainerID, err)), CodeDatastoreFailed)
+		}
+		addrs = hostPrefixes(have)
+	}
+	ifRes, err := p.PodNetwork.Setup(ctx, InterfaceRequest{NetNS: cmd.Netns, ContainerIfName: cmd.IfName, HostIfName: hostIf, MTU: mtu, Addresses: addrs})
+	if err != nil {
+		return nil, AsError(fmt.Errorf("attaching container %s of %s to the network of container %s: %w", cmd.ContainerID, args, owner, err), CodeDataplaneFailed)
+	}
+	log.Info("container joined its pod's network", "joins", owner, "host_interface", ifRes.HostIfName, "addresses", fmt.Sprint(ifRes.Addresses))
+	return buildResult(p.Conf, cmd.IfName, ifRes), nil
 }
 
 // existing answers a repeated ADD for a sandbox the PodNetwork already set up (PodNetworkExisting), when

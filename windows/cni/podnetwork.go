@@ -49,6 +49,7 @@ var (
 	_ cnicore.PodNetworkGC       = (*PodNetwork)(nil)
 	_ cnicore.PodNetworkStatus   = (*PodNetwork)(nil)
 	_ cnicore.PodNetworkExisting = (*PodNetwork)(nil)
+	_ cnicore.PodNetworkJoin     = (*PodNetwork)(nil)
 )
 
 // DefaultDenyPriority is the priority of the inbound deny-all ACL a new endpoint gets (Calico's 65500:
@@ -80,11 +81,13 @@ func (p *PodNetwork) HostIfName(_, _ string) string { return EndpointName(p.Cont
 
 var guidRE = regexp.MustCompile(`^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$`)
 
-// flow says how the sandbox is attached: containerd's HostComputeNamespace (netns is its GUID) or the
-// Docker infra container (netns "none" or empty).
+// flow says how the container is attached: containerd's HostComputeNamespace (netns is its GUID), the
+// Docker infra container (netns "none" or empty), or a Docker application container joining its pod's
+// infra container (netns "container:<infra ID>").
 type flow struct {
 	namespace string // containerd: the namespace GUID
 	docker    bool
+	join      string // the infra container whose endpoint an application container joins
 }
 
 func parseNetNS(netns string) (flow, error) {
@@ -94,11 +97,26 @@ func parseNetNS(netns string) (flow, error) {
 	case netns == "" || strings.EqualFold(netns, "none"):
 		return flow{docker: true}, nil
 	case strings.HasPrefix(netns, "container:"):
-		return flow{}, cnicore.Errorf(cnicore.CodeInvalidEnvironment,
-			"CNI_NETNS %q asks to join another container's network (the per-container ADD of dockershim/cri-dockerd); tortie networks the pod's sandbox only: use containerd, or a runtime that calls CNI once per pod", netns)
+		id := strings.TrimPrefix(netns, "container:")
+		if id == "" || strings.ContainsAny(id, " \t/\\:") {
+			return flow{}, cnicore.Errorf(cnicore.CodeInvalidEnvironment,
+				"CNI_NETNS %q does not name a container: dockershim and cri-dockerd pass \"container:<infra container ID>\"", netns)
+		}
+		return flow{join: id}, nil
 	}
 	return flow{}, cnicore.Errorf(cnicore.CodeInvalidEnvironment,
 		"CNI_NETNS %q is neither an HNS namespace GUID (containerd) nor \"none\" (Docker's infra container)", netns)
+}
+
+// Joins implements cnicore.PodNetworkJoin: with CNI_NETNS "container:<infra ID>" (dockershim and
+// cri-dockerd, for each application container of a pod) the container joins the infra container's
+// endpoint, named after it.
+func (p *PodNetwork) Joins(netns string) (string, string) {
+	fl, err := parseNetNS(netns)
+	if err != nil || fl.join == "" {
+		return "", ""
+	}
+	return fl.join, EndpointName(fl.join, p.network())
 }
 
 // overlay returns the pod network and its one subnet. A missing network is code 11: the agent has not
@@ -200,8 +218,11 @@ func (p *PodNetwork) Setup(ctx context.Context, req cnicore.InterfaceRequest) (_
 	if err != nil {
 		return nil, err
 	}
-	if fl.docker && p.Containers == nil {
-		return nil, cnicore.Errorf(cnicore.CodeInvalidEnvironment, "CNI_NETNS %q (Docker's infra container) needs hot attach, which this build cannot do", req.NetNS)
+	if (fl.docker || fl.join != "") && p.Containers == nil {
+		return nil, cnicore.Errorf(cnicore.CodeInvalidEnvironment, "CNI_NETNS %q (Docker's flow) needs hot attach, which this build cannot do", req.NetNS)
+	}
+	if fl.join != "" {
+		return p.join(ctx, req, fl.join)
 	}
 	a, err := podAddress(req.Addresses)
 	if err != nil {
@@ -300,6 +321,78 @@ func (p *PodNetwork) createAndAttach(ctx context.Context, want *hcn.Endpoint, fl
 	return nil
 }
 
+// infraEndpoint returns the endpoint of infra container infra in the overlay network, or a code 3
+// error when there is none.
+func (p *PodNetwork) infraEndpoint(ctx context.Context, infra string) (*hcn.Endpoint, netip.Prefix, error) {
+	n, subnet, _, err := p.overlay(ctx)
+	if err != nil {
+		return nil, netip.Prefix{}, err
+	}
+	eps, err := p.API.ListEndpoints(ctx)
+	if err != nil {
+		return nil, netip.Prefix{}, cnicore.Errorf(cnicore.CodeTryAgainLater, "listing HNS endpoints: %v", err)
+	}
+	name := EndpointName(infra, n.Name)
+	for i := range eps {
+		if eps[i].Name == name && eps[i].HostComputeNetwork == n.ID {
+			return &eps[i], subnet, nil
+		}
+	}
+	return nil, netip.Prefix{}, cnicore.Errorf(cnicore.CodeUnknownContainer,
+		"the infra container %s has no HNS endpoint %s in network %s (its ADD failed, or the pod is being deleted): an application container only joins its pod's endpoint, which the infra container's ADD creates",
+		infra, name, n.Name)
+}
+
+// join hot-attaches the infra container's endpoint to this application container (Docker flow,
+// CNI_NETNS "container:<infra>"). It never creates or deletes an endpoint: a failed attach is only
+// reported (the endpoint is the infra container's). req.Addresses, when given, are the infra
+// container's allocation, which the endpoint must hold.
+func (p *PodNetwork) join(ctx context.Context, req cnicore.InterfaceRequest, infra string) (*cnicore.InterfaceResult, error) {
+	e, _, err := p.infraEndpoint(ctx, infra)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Addresses) > 0 {
+		a, err := podAddress(req.Addresses)
+		if err != nil {
+			return nil, err
+		}
+		if !hasAddress(*e, a) {
+			return nil, fmt.Errorf("the HNS endpoint %s (%s) of infra container %s has addresses %v, but IPAM holds %s for it: the infra container's ADD must run again",
+				e.Name, e.ID, infra, e.IpConfigurations, a)
+		}
+	}
+	if err := p.Containers.HotAttachEndpoint(ctx, p.ContainerID, e.ID); err != nil {
+		return nil, fmt.Errorf("attaching the HNS endpoint %s (%s) of infra container %s to container %s: %w", e.Name, e.ID, infra, p.ContainerID, err)
+	}
+	res := endpointResult(*e, req.NetNS)
+	if res == nil {
+		return nil, fmt.Errorf("the HNS endpoint %s (%s) of infra container %s has addresses %v, not one IPv4 address", e.Name, e.ID, infra, e.IpConfigurations)
+	}
+	return res, nil
+}
+
+// endpointResult is the result of an ADD that built e, or nil when e has not one IPv4 address.
+func endpointResult(e hcn.Endpoint, netns string) *cnicore.InterfaceResult {
+	if len(e.IpConfigurations) != 1 {
+		return nil
+	}
+	a, err := netip.ParseAddr(e.IpConfigurations[0].IpAddress)
+	if err != nil || !a.Is4() {
+		return nil
+	}
+	res := &cnicore.InterfaceResult{HostIfName: e.Name, SandboxPath: netns, Addresses: []netip.Prefix{netip.PrefixFrom(a, 32)}}
+	if m, err := net.ParseMAC(e.MacAddress); err == nil {
+		res.ContainerMAC = m
+	}
+	for _, r := range e.Routes {
+		if gw, err := netip.ParseAddr(r.NextHop); err == nil && r.DestinationPrefix == "0.0.0.0/0" {
+			res.GatewayV4 = gw
+		}
+	}
+	return res
+}
+
 // Existing returns the result of an earlier ADD of this sandbox in the Docker flow — its endpoint
 // exists and is attached — for the repeated ADDs with which dockershim and cri-dockerd ask a running
 // pod's address. In containerd's flow, and when there is no such endpoint, it returns nil.
@@ -321,23 +414,12 @@ func (p *PodNetwork) Existing(ctx context.Context, req cnicore.InterfaceRequest)
 	}
 	name := EndpointName(p.ContainerID, n.Name)
 	for _, e := range eps {
-		if e.Name != name || e.HostComputeNetwork != n.ID || e.HostComputeNamespace == "" || len(e.IpConfigurations) != 1 {
+		if e.Name != name || e.HostComputeNetwork != n.ID || e.HostComputeNamespace == "" {
 			continue
 		}
-		a, err := netip.ParseAddr(e.IpConfigurations[0].IpAddress)
-		if err != nil || !a.Is4() {
-			continue
+		if res := endpointResult(e, req.NetNS); res != nil {
+			return res, nil
 		}
-		res := &cnicore.InterfaceResult{HostIfName: name, SandboxPath: req.NetNS, Addresses: []netip.Prefix{netip.PrefixFrom(a, 32)}}
-		if m, err := net.ParseMAC(e.MacAddress); err == nil {
-			res.ContainerMAC = m
-		}
-		for _, r := range e.Routes {
-			if gw, err := netip.ParseAddr(r.NextHop); err == nil && r.DestinationPrefix == "0.0.0.0/0" {
-				res.GatewayV4 = gw
-			}
-		}
-		return res, nil
 	}
 	return nil, nil
 }
@@ -376,7 +458,11 @@ func (p *PodNetwork) Teardown(ctx context.Context, netns, _, hostIfName string) 
 		fl = flow{}
 	}
 	name := hostIfName
-	if name == "" {
+	switch {
+	case name != "":
+	case fl.join != "":
+		name = EndpointName(fl.join, p.network())
+	default:
 		name = EndpointName(p.ContainerID, p.network())
 	}
 	eps, err := p.API.ListEndpoints(ctx)
@@ -386,6 +472,16 @@ func (p *PodNetwork) Teardown(ctx context.Context, netns, _, hostIfName string) 
 	var errs []error
 	for _, e := range eps {
 		if e.Name != name {
+			continue
+		}
+		if fl.join != "" {
+			// The application container leaves; the endpoint stays the infra container's.
+			if p.Containers == nil {
+				continue
+			}
+			if err := p.Containers.HotDetachEndpoint(ctx, p.ContainerID, e.ID); err != nil && !hcn.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("detaching the HNS endpoint %s (%s) from container %s: %w", e.Name, e.ID, p.ContainerID, err))
+			}
 			continue
 		}
 		if err := p.remove(ctx, e, fl); err != nil {
@@ -409,7 +505,11 @@ func (p *PodNetwork) Check(ctx context.Context, req cnicore.InterfaceRequest) er
 	if err != nil {
 		return err
 	}
-	name := EndpointName(p.ContainerID, n.Name)
+	owner := p.ContainerID
+	if fl.join != "" {
+		owner = fl.join
+	}
+	name := EndpointName(owner, n.Name)
 	eps, err := p.API.ListEndpoints(ctx)
 	if err != nil {
 		return fmt.Errorf("listing HNS endpoints: %w", err)
@@ -441,10 +541,13 @@ func (p *PodNetwork) Check(ctx context.Context, req cnicore.InterfaceRequest) er
 		problems = append(problems, fmt.Sprintf("HNS endpoint %s has routes %v, want the default route via %s", name, e.Routes, gw))
 	}
 	switch {
-	case !fl.docker && e.HostComputeNamespace != fl.namespace:
+	case !fl.docker && fl.join == "" && e.HostComputeNamespace != fl.namespace:
 		problems = append(problems, fmt.Sprintf("HNS endpoint %s is attached to namespace %q, want %s", name, e.HostComputeNamespace, fl.namespace))
 	case fl.docker && e.HostComputeNamespace == "":
 		problems = append(problems, fmt.Sprintf("HNS endpoint %s is not attached to container %s", name, p.ContainerID))
+	case fl.join != "" && e.HostComputeNamespace == "":
+		// HNS tells which compartment an endpoint is in, not which containers share it.
+		problems = append(problems, fmt.Sprintf("HNS endpoint %s of infra container %s is not attached to the pod's compartment", name, fl.join))
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))

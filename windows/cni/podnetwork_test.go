@@ -177,7 +177,8 @@ func TestSetupErrors(t *testing.T) {
 		{"outside the block", h, request(ns, "10.0.2.7/32"), 0, "outside 10.0.1.0/26"},
 		{"ipv6", h, cnicore.InterfaceRequest{NetNS: ns, Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.1.7/32"), netip.MustParsePrefix("fd00::7/128")}},
 			cnicore.CodeInvalidConfig, "IPv4 only"},
-		{"join a container", h, request("container:abc", "10.0.1.7/32"), cnicore.CodeInvalidEnvironment, "sandbox only"},
+		{"join an unknown infra container", h, request("container:abc", "10.0.1.7/32"), cnicore.CodeUnknownContainer, "infra container abc has no HNS endpoint abc_tortie-vxlan"},
+		{"join no container", h, request("container:", "10.0.1.7/32"), cnicore.CodeInvalidEnvironment, "does not name a container"},
 		{"linux netns", h, request("/var/run/netns/x", "10.0.1.7/32"), cnicore.CodeInvalidEnvironment, "neither"},
 		{"no namespace", h, request("01234567-89ab-4cde-8f01-23456789abcd", "10.0.1.7/32"), 0, "attaching the HNS endpoint"},
 		{"no container", h, request("none", "10.0.1.7/32"), 0, "container (compute system)"},
@@ -332,5 +333,98 @@ func TestSetupEndpointVanishes(t *testing.T) {
 		if n := h.Calls()["CreateEndpoint"]; n != 2 {
 			t.Errorf("CreateEndpoint called %d times, want 2 (one retry)", n)
 		}
+	}
+}
+
+// TestDockerJoin: an application container with CNI_NETNS "container:<infra>" joins the infra
+// container's endpoint (hot attach, nothing created), CHECK passes, its Teardown detaches only; the
+// endpoint stays the infra container's. A join never creates or deletes an endpoint, even when the
+// attach fails or the addresses disagree.
+func TestDockerJoin(t *testing.T) {
+	ctx := t.Context()
+	h := node(t)
+	for _, c := range [][2]string{{"infra1", ""}, {"app1", "infra1"}, {"app2", "infra1"}} {
+		if _, err := h.AddContainer(c[0], c[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	infra := podNet(h, "infra1", true)
+	want, err := infra.Setup(ctx, request("none", "10.0.1.7/32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, _ := h.ListEndpoints(ctx)
+	if len(eps) != 1 {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	ep := eps[0]
+
+	app := podNet(h, "app1", true)
+	if owner, hostIf := app.Joins("container:infra1"); owner != "infra1" || hostIf != "infra1_tortie-vxlan" {
+		t.Errorf("Joins = %q, %q", owner, hostIf)
+	}
+	if owner, _ := app.Joins("none"); owner != "" {
+		t.Errorf("Joins(none) = %q", owner)
+	}
+	got, err := app.Setup(ctx, request("container:infra1", "10.0.1.7/32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.SandboxPath = "container:infra1"
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("join result (-want +got):\n%s", diff)
+	}
+	if attached, _ := h.ContainerEndpoints("app1"); len(attached) != 1 || attached[0] != ep.ID {
+		t.Errorf("app1's endpoints %v, want [%s]", attached, ep.ID)
+	}
+	if eps, _ := h.ListEndpoints(ctx); len(eps) != 1 {
+		t.Errorf("a join created an endpoint: %+v", eps)
+	}
+	if err := app.Check(ctx, cnicore.InterfaceRequest{NetNS: "container:infra1", Addresses: want.Addresses, ContainerMAC: want.ContainerMAC}); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	// Without delegated addresses (an IPAM plugin other than tortie's) the endpoint's are taken.
+	if _, err := podNet(h, "app2", true).Setup(ctx, cnicore.InterfaceRequest{NetNS: "container:infra1"}); err != nil {
+		t.Errorf("join without addresses: %v", err)
+	}
+
+	h.FailNext("HotAttachEndpoint", errors.New("injected HNS failure"))
+	if _, err := podNet(h, "app2", true).Setup(ctx, request("container:infra1", "10.0.1.7/32")); err == nil || !strings.Contains(err.Error(), "injected HNS failure") {
+		t.Errorf("join with a failing attach: %v", err)
+	}
+	if _, err := podNet(h, "app2", true).Setup(ctx, request("container:infra1", "10.0.1.9/32")); err == nil || !strings.Contains(err.Error(), "IPAM holds 10.0.1.9") {
+		t.Errorf("join with another address: %v", err)
+	}
+	if eps, _ := h.ListEndpoints(ctx); len(eps) != 1 || eps[0].ID != ep.ID {
+		t.Errorf("endpoints after failed joins %+v, want the infra container's only", eps)
+	}
+
+	for i := range 2 {
+		if err := app.Teardown(ctx, "container:infra1", "eth0", ""); err != nil {
+			t.Fatalf("Teardown %d: %v", i+1, err)
+		}
+	}
+	if attached, _ := h.ContainerEndpoints("app1"); len(attached) != 0 {
+		t.Errorf("app1's endpoints after its Teardown: %v", attached)
+	}
+	e, err := h.GetEndpointByID(ctx, ep.ID)
+	if err != nil || e.HostComputeNamespace == "" {
+		t.Fatalf("the infra endpoint after the application container left: %+v, %v; want it attached", e, err)
+	}
+	if err := infra.Check(ctx, request("none", "10.0.1.7/32")); err != nil {
+		t.Errorf("infra Check after the application container left: %v", err)
+	}
+	if err := infra.Teardown(ctx, "none", "eth0", ""); err != nil {
+		t.Fatal(err)
+	}
+	if eps, _ := h.ListEndpoints(ctx); len(eps) != 0 {
+		t.Errorf("endpoints after the infra container's Teardown: %+v", eps)
+	}
+	// The pod is gone: a late DEL of an application container succeeds and changes nothing.
+	if err := app.Teardown(ctx, "container:infra1", "eth0", ""); err != nil {
+		t.Errorf("late Teardown: %v", err)
+	}
+	if err := app.Check(ctx, request("container:infra1", "10.0.1.7/32")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("Check after the pod is gone: %v", err)
 	}
 }

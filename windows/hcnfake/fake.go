@@ -952,6 +952,22 @@ func (h *HNS) RemoveContainer(id string) {
 	}
 }
 
+// ContainerEndpoints returns the endpoints hot-attached to container id, in attach order, and whether
+// the container is running. (Tests ask; HNS itself tells only an endpoint's compartment.)
+func (h *HNS) ContainerEndpoints(id string) ([]string, bool) {
+	defer h.txn()()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.fileErr(); err != nil {
+		return nil, false
+	}
+	c, ok := h.containers[id]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(c.Endpoints), true
+}
+
 // HotAttachEndpoint attaches an endpoint to a running container (hcsshim.HotAttachEndpoint, the Docker
 // flow): the endpoint joins the container's compartment. Attaching it again is success, as in hcsshim;
 // a container that does not exist is an error wrapping hcn.ErrNotFound.
