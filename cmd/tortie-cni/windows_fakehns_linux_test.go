@@ -818,4 +818,127 @@ func TestWindowsCNIKubernetes(t *testing.T) {
 	if al := r.podAllocations(); len(al) != 0 {
 		t.Errorf("allocations after DEL: %v", al)
 	}
+	dockerJoinFlow(t, r, fmt.Sprintf("kjoin-%d", time.Now().UnixNano()))
+}
+
+// appContainer starts an application container of Docker pod infra, in the infra container's
+// compartment, as dockershim and cri-dockerd do before its ADD with CNI_NETNS "container:<infra>".
+func (r *winRig) appContainer(infra *winPod) *winPod {
+	r.t.Helper()
+	p := &winPod{name: infra.name, containerID: nextContainerID(), netns: "container:" + infra.containerID}
+	if _, err := r.hns.AddContainer(p.containerID, infra.containerID); err != nil {
+		r.t.Fatal(err)
+	}
+	return p
+}
+
+// dockerJoinFlow drives a Docker pod with two application containers through libcni: infra ADD, the
+// application containers' ADDs with CNI_NETNS container:<infra> (attached to the infra container's
+// endpoint: no second endpoint, no second address, the WorkloadEndpoint still the infra container's),
+// CHECK of each, the application containers' DELs (detach only, twice), the infra DEL (no endpoint, no
+// allocation, no WorkloadEndpoint). An application container's ADD whose infra container has no
+// endpoint fails with code 3 and creates nothing.
+func dockerJoinFlow(t *testing.T, r *winRig, name string) {
+	ctx := t.Context()
+	infra := r.dockerPod(name)
+	res, err := r.add(infra)
+	if err != nil {
+		t.Fatalf("infra ADD: %v", err)
+	}
+	ep := r.endpoint(infra)
+	if ep == nil {
+		t.Fatal("no endpoint after the infra ADD")
+	}
+	apps := []*winPod{r.appContainer(infra), r.appContainer(infra)}
+	for _, app := range apps {
+		got, err := r.add(app)
+		if err != nil {
+			t.Fatalf("application container ADD: %v", err)
+		}
+		want := *res
+		want.Interfaces = []*types100.Interface{
+			res.Interfaces[0],
+			{Name: "eth0", Mac: res.Interfaces[1].Mac, Sandbox: app.netns},
+		}
+		if diff := cmp.Diff(&want, got); diff != "" {
+			t.Errorf("application container's result (-infra's, with its sandbox +got):\n%s", diff)
+		}
+		if attached, _ := r.hns.ContainerEndpoints(app.containerID); !slices.Equal(attached, []string{ep.ID}) {
+			t.Errorf("endpoints attached to the application container: %v, want [%s]", attached, ep.ID)
+		}
+	}
+	if eps := r.endpoints(); len(eps) != 1 {
+		t.Errorf("endpoints after the application containers' ADDs: %+v, want the infra container's only", eps)
+	}
+	handle := "k8s-pod-network." + infra.containerID
+	if al := r.podAllocations(); len(al) != 1 || len(al[handle]) != 1 {
+		t.Errorf("allocations after the application containers' ADDs: %v, want one address under %s", al, handle)
+	}
+	if w := r.wep(infra); w == nil || w.Spec.ContainerID != infra.containerID || !slices.Equal(w.Spec.IPNetworks, []string{res.IPs[0].Address.IP.String() + "/32"}) {
+		t.Errorf("WorkloadEndpoint after the application containers' ADDs: %+v, want the infra container's", w)
+	}
+	for _, p := range []*winPod{infra, apps[0], apps[1]} {
+		if err := r.cni.CheckNetworkList(ctx, r.list, p.rt()); err != nil {
+			t.Errorf("CHECK of %s: %v", p.netns, err)
+		}
+	}
+
+	for _, app := range apps {
+		for i := range 2 {
+			if err := r.cni.DelNetworkList(ctx, r.list, app.rt()); err != nil {
+				t.Fatalf("application container DEL %d: %v", i+1, err)
+			}
+		}
+		if attached, _ := r.hns.ContainerEndpoints(app.containerID); len(attached) != 0 {
+			t.Errorf("endpoints still attached to the application container after its DEL: %v", attached)
+		}
+		r.hns.RemoveContainer(app.containerID)
+	}
+	if e := r.endpoint(infra); e == nil || e.ID != ep.ID || e.HostComputeNamespace == "" {
+		t.Fatalf("the infra container's endpoint after the application containers' DELs: %+v, want %s attached", e, ep.ID)
+	}
+	if al := r.podAllocations(); len(al[handle]) != 1 {
+		t.Errorf("allocations after the application containers' DELs: %v", al)
+	}
+	if w := r.wep(infra); w == nil || len(w.Spec.IPNetworks) == 0 {
+		t.Errorf("WorkloadEndpoint after the application containers' DELs: %+v", w)
+	}
+	if err := r.cni.CheckNetworkList(ctx, r.list, infra.rt()); err != nil {
+		t.Errorf("infra CHECK after the application containers left: %v", err)
+	}
+	if err := r.cni.DelNetworkList(ctx, r.list, infra.rt()); err != nil {
+		t.Fatalf("infra DEL: %v", err)
+	}
+	if eps := r.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the infra DEL: %+v", eps)
+	}
+	if al := r.podAllocations(); len(al) != 0 {
+		t.Errorf("allocations after the infra DEL: %v", al)
+	}
+	if w := r.wep(infra); w != nil && len(w.Spec.IPNetworks) > 0 {
+		t.Errorf("WorkloadEndpoint after the infra DEL: %+v", w.Spec)
+	}
+
+	// The infra container is gone (the pod is being deleted) or never got its endpoint: an
+	// application container's ADD fails with code 3 and creates and allocates nothing.
+	late := &winPod{name: name, containerID: nextContainerID(), netns: "container:" + infra.containerID}
+	_, err = r.add(late)
+	if cniCode(err) != 3 || !strings.Contains(err.Error(), infra.containerID) || !strings.Contains(err.Error(), "nothing was attached") {
+		t.Errorf("ADD joining a container without an endpoint: %v (code %d), want code 3 naming it", err, cniCode(err))
+	}
+	if eps := r.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the refused ADD: %+v", eps)
+	}
+	if al := r.podAllocations(); len(al) != 0 {
+		t.Errorf("allocations after the refused ADD: %v", al)
+	}
+	if w := r.wep(infra); w != nil && len(w.Spec.IPNetworks) > 0 {
+		t.Errorf("WorkloadEndpoint after the refused ADD: %+v", w.Spec)
+	}
+}
+
+func TestWindowsCNIDockerApplicationContainers(t *testing.T) {
+	r := newWinRig(t, nil)
+	r.agentUp()
+	dockerJoinFlow(t, r, "joined")
 }
