@@ -22,7 +22,8 @@ import (
 // it belongs to this container: a DEL for a pod's old sandbox must not clear the new one's), removes
 // the interface, and releases the handle "<network>.<containerID>". Every step runs even when an
 // earlier one failed; the first failure decides the code (11 when the datastore could not be reached,
-// so the runtime retries).
+// so the runtime retries). A container that joined another's network (PodNetworkJoin) is only
+// detached.
 func (p *Plugin) Del(ctx context.Context, cmd *CmdArgs) (err error) {
 	p.defaults()
 	start := p.Now()
@@ -125,7 +126,8 @@ func (p *Plugin) deleteEndpoint(ctx context.Context, node string, cmd *CmdArgs, 
 }
 
 // Check is CNI CHECK: the interface, its addresses and routes are as ADD left them (per prevResult),
-// and the addresses are still allocated to the container's handle. The error lists every difference.
+// and the addresses are still allocated to the container's handle (for a container that joined
+// another's network, to that container's). The error lists every difference.
 func (p *Plugin) Check(ctx context.Context, cmd *CmdArgs) (err error) {
 	p.defaults()
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
