@@ -942,3 +942,71 @@ func TestWindowsCNIDockerApplicationContainers(t *testing.T) {
 	r.agentUp()
 	dockerJoinFlow(t, r, "joined")
 }
+
+// loopbackDSR returns the Destinations of an endpoint's OutBoundNAT policies (the loopback DSR one).
+func loopbackDSR(e *hcn.Endpoint) []string {
+	var out []string
+	for _, p := range e.Policies {
+		var s hcn.OutboundNATSetting
+		if p.Type == hcn.EndpointPolicyOutBoundNAT && hcn.DecodeSettings(string(p.Type), p.Settings, &s) == nil {
+			out = append(out, s.Destinations...)
+		}
+	}
+	return out
+}
+
+// TestWindowsCNILoopbackDSR: with windows_loopback_DSR the pod's endpoint gets the loopback DSR
+// OutBoundNAT (its own address as the Destination), and the agent's passes keep it beside its own
+// OutBoundNAT: one call to replace the CNI's default deny, none after.
+func TestWindowsCNILoopbackDSR(t *testing.T) {
+	r := newWinRig(t, map[string]any{"windows_loopback_DSR": true})
+	ctx := t.Context()
+	r.agentUp()
+	p := r.containerdPod("dsr")
+	res, err := r.add(p)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	a := netip.MustParseAddr(res.IPs[0].Address.IP.String())
+	if got := loopbackDSR(r.endpoint(p)); !slices.Equal(got, []string{a.String()}) {
+		t.Fatalf("loopback DSR destinations after ADD: %v, want [%s]", got, a)
+	}
+	r.agent.OnUpdate(dpmodel.ProfileUpdate{ID: "kns.default", Profile: dpmodel.Profile{
+		Inbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "kns/in/0"}}, Outbound: []dpmodel.Rule{{Action: dpmodel.Allow, ID: "kns/out/0"}}}})
+	r.agent.OnUpdate(dpmodel.WorkloadEndpointUpdate{ID: dpmodel.WorkloadEndpointID{Namespace: "default", Name: p.name}, Endpoint: dpmodel.WorkloadEndpoint{
+		Pod: p.name, InterfaceName: wcni.EndpointName(p.containerID, "tortie-vxlan"), IPv4Nets: []netip.Prefix{netip.PrefixFrom(a, 32)}, ProfileIDs: []string{"kns.default"}}})
+	for i, want := range []int{1, 0} {
+		r.hns.ResetCalls()
+		if i > 0 {
+			r.agent.QueueResync()
+		}
+		if err := r.agent.Apply(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.hns.Calls()["ApplyEndpointPolicy"]; n != want {
+			t.Errorf("agent pass %d made %d ApplyEndpointPolicy calls, want %d", i+1, n, want)
+		}
+		e := r.endpoint(p)
+		if got := loopbackDSR(e); !slices.Equal(got, []string{a.String()}) {
+			t.Errorf("loopback DSR destinations after agent pass %d: %v, want [%s]", i+1, got, a)
+		}
+		nats := 0
+		for _, pol := range e.Policies {
+			if pol.Type == hcn.EndpointPolicyOutBoundNAT {
+				nats++
+			}
+		}
+		if nats != 2 {
+			t.Errorf("agent pass %d: %d OutBoundNAT policies, want the agent's and the loopback DSR one", i+1, nats)
+		}
+	}
+	if err := r.cni.CheckNetworkList(ctx, r.list, p.rt()); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := r.cni.DelNetworkList(ctx, r.list, p.rt()); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if eps := r.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after DEL: %+v", eps)
+	}
+}

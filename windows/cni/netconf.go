@@ -27,6 +27,10 @@ type Conf struct {
 	// DefaultDeny adds an inbound deny-all ACL to a new endpoint until the agent renders its policy
 	// (on unless windows_disable_default_deny_all_policy).
 	DefaultDeny bool
+	// LoopbackDSR (windows_loopback_DSR) gives each pod endpoint an OutBoundNAT policy whose
+	// Destinations is the pod's own address, so that a pod reaching itself through a service keeps its
+	// address as the source (kube-proxy with WinDSR); only where HNS supports DSR.
+	LoopbackDSR bool
 	// DNS is the "dns" section, given to the endpoint.
 	DNS *hcn.DNS
 	// Ignored lists Calico keys accepted but not acted on.
@@ -109,6 +113,9 @@ func ParseConf(c *cnicore.NetConf) (Conf, error) {
 		return Conf{}, err
 	}
 	out.DefaultDeny = !disable
+	if out.LoopbackDSR, err = parseBool("windows_loopback_DSR", raw.WindowsLoopbackDSR, false); err != nil {
+		return Conf{}, err
+	}
 	if single, err := parseBool("windows_use_single_network", raw.WindowsUseSingleNetwork, true); err != nil {
 		return Conf{}, err
 	} else if !single {
@@ -118,7 +125,7 @@ func ParseConf(c *cnicore.NetConf) (Conf, error) {
 	for _, k := range []struct {
 		key string
 		raw json.RawMessage
-	}{{"vxlan_vni", raw.VXLANVNI}, {"windows_loopback_DSR", raw.WindowsLoopbackDSR}, {"windows_disable_host_subnet_nat_exclusion", raw.WindowsDisableHostSubnetNATExclus}} {
+	}{{"vxlan_vni", raw.VXLANVNI}, {"windows_disable_host_subnet_nat_exclusion", raw.WindowsDisableHostSubnetNATExclus}} {
 		if len(k.raw) > 0 && string(k.raw) != "null" {
 			out.Ignored = append(out.Ignored, k.key)
 		}

@@ -200,6 +200,13 @@ func (p *PodNetwork) policies(ctx context.Context, n *hcn.Network, a netip.Addr)
 		}
 	}
 	out = append(out, dataplane.PodNATPolicies(pools, p.Conf.ServiceCIDRs, a)...)
+	if p.Conf.LoopbackDSR {
+		dsr, err := p.loopbackDSR(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dsr...)
+	}
 	if p.Conf.DefaultDeny {
 		out = append(out, hcn.NewEndpointPolicy(hcn.EndpointPolicyACL, hcn.ACLSetting{
 			Id: "tortie-cni-default-deny", Protocols: hcn.ProtocolAny, Action: hcn.ActionBlock, Direction: hcn.DirectionIn,
@@ -207,6 +214,23 @@ func (p *PodNetwork) policies(ctx context.Context, n *hcn.Network, a netip.Addr)
 		}))
 	}
 	return out, nil
+}
+
+// loopbackDSR is the loopback DSR policy of a pod at a (windows_loopback_DSR): OutBoundNAT with the
+// pod's own address as its one Destination, so that traffic the pod sends to itself through a service's
+// load balancer is not SNATed to the node. HNS versions without DSR reject the policy: there the pod
+// gets none, and a warning says why (the pod works; its hairpin traffic is SNATed, as without the key).
+func (p *PodNetwork) loopbackDSR(ctx context.Context, a netip.Addr) ([]hcn.EndpointPolicy, error) {
+	v, err := p.API.Version(ctx)
+	if err != nil {
+		return nil, cnicore.Errorf(cnicore.CodeTryAgainLater, "reading the HNS version (for windows_loopback_DSR): %v", err)
+	}
+	if !hcn.FeaturesFor(v).DSR {
+		p.log().Warn("windows_loopback_DSR is set, but this node's HNS does not support DSR (it needs HNS 9.3-9.x or 10.2 or later: Windows Server 2019 from KB4571748, build 17763.1432, or a later Windows); the pod gets no loopback DSR policy",
+			"hns_version", v.String(), "address", a.String())
+		return nil, nil
+	}
+	return []hcn.EndpointPolicy{hcn.NewEndpointPolicy(hcn.EndpointPolicyOutBoundNAT, hcn.OutboundNATSetting{Destinations: []string{a.String()}})}, nil
 }
 
 // Setup creates and attaches the sandbox's endpoint (CNI ADD). It is all-or-nothing: on error no

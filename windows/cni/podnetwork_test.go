@@ -27,7 +27,13 @@ var (
 // node is a fake HNS with the agent's overlay network for block.
 func node(t *testing.T) *hcnfake.HNS {
 	t.Helper()
-	h := hcnfake.New(hcnfake.Options{})
+	return nodeAt(t, hcn.Version{})
+}
+
+// nodeAt is node with HNS version v (the fake's default when zero).
+func nodeAt(t *testing.T, v hcn.Version) *hcnfake.HNS {
+	t.Helper()
+	h := hcnfake.New(hcnfake.Options{Version: v})
 	_, err := h.CreateNetwork(t.Context(), &hcn.Network{Name: "tortie-vxlan", Type: hcn.NetworkOverlay, Ipams: []hcn.Ipam{{Type: "Static", Subnets: []hcn.Subnet{{
 		IpAddressPrefix: block.String(),
 		Routes:          []hcn.Route{{NextHop: "10.0.1.1", DestinationPrefix: "0.0.0.0/0"}},
@@ -251,7 +257,9 @@ func TestParseConf(t *testing.T) {
 			             {"Name": "EndpointPolicy", "Value": {"Type": "SDNROUTE", "DestinationPrefix": "10.96.0.0/12", "NeedEncap": true}},
 			             {"Name": "EndpointPolicy", "Value": {"Type": "SDNRoute", "Settings": {"DestinationPrefix": "10.97.0.1/16", "NeedEncap": true}}}]}`,
 			want: Conf{ServiceCIDRs: []netip.Prefix{service, netip.MustParsePrefix("10.97.0.0/16")}, MACPrefix: [2]byte{0x0e, 0x2b},
-				DNS: &hcn.DNS{ServerList: []string{"10.96.0.10"}, Search: []string{"svc.cluster.local"}}, Ignored: []string{"vxlan_vni", "windows_loopback_DSR"}}},
+				DNS: &hcn.DNS{ServerList: []string{"10.96.0.10"}, Search: []string{"svc.cluster.local"}}, Ignored: []string{"vxlan_vni"}}},
+		{name: "loopback DSR", conf: `{"windows_loopback_DSR": true}`, want: Conf{MACPrefix: [2]byte{0x0e, 0x2a}, DefaultDeny: true, LoopbackDSR: true}},
+		{name: "bad loopback DSR", conf: `{"windows_loopback_DSR": "sometimes"}`, code: cnicore.CodeInvalidConfig, err: `"windows_loopback_DSR" is "sometimes"`},
 		{name: "l2bridge", conf: `{"mode": "windows-bgp"}`, code: cnicore.CodeUnsupportedField, err: `"mode"`},
 		{name: "several networks", conf: `{"windows_use_single_network": false}`, code: cnicore.CodeUnsupportedField, err: "windows_use_single_network"},
 		{name: "bad bool", conf: `{"windows_disable_default_deny_all_policy": "maybe"}`, code: cnicore.CodeInvalidConfig, err: "windows_disable_default_deny_all_policy"},
@@ -426,5 +434,53 @@ func TestDockerJoin(t *testing.T) {
 	}
 	if err := app.Check(ctx, request("container:infra1", "10.0.1.7/32")); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("Check after the pod is gone: %v", err)
+	}
+}
+
+// TestLoopbackDSR: with windows_loopback_DSR the pod's endpoint gets OutBoundNAT with its own address as
+// the one Destination — where HNS supports DSR (the fake rejects the policy elsewhere, as HNS does);
+// on an older HNS the pod is set up without it.
+func TestLoopbackDSR(t *testing.T) {
+	ctx := t.Context()
+	dsr := func(e hcn.Endpoint) []string {
+		var out []string
+		for _, p := range e.Policies {
+			var s hcn.OutboundNATSetting
+			if p.Type == hcn.EndpointPolicyOutBoundNAT && hcn.DecodeSettings(string(p.Type), p.Settings, &s) == nil {
+				out = append(out, s.Destinations...)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		version hcn.Version
+		want    []string
+	}{
+		{"Windows Server 2022", hcn.Version{Major: 13, Minor: 3}, []string{"10.0.1.7"}},
+		{"Windows Server 2019 before KB4571748", hcn.Version{Major: 9, Minor: 2}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := nodeAt(t, tc.version)
+			ns := namespace(t, h)
+			pn := podNet(h, "c1", true)
+			pn.Conf.LoopbackDSR = true
+			if _, err := pn.Setup(ctx, request(ns, "10.0.1.7/32")); err != nil {
+				t.Fatal(err)
+			}
+			eps, _ := h.ListEndpoints(ctx)
+			if len(eps) != 1 {
+				t.Fatalf("endpoints %+v", eps)
+			}
+			if diff := cmp.Diff(tc.want, dsr(eps[0])); diff != "" {
+				t.Errorf("OutBoundNAT destinations (-want +got):\n%s", diff)
+			}
+			// The fake refuses what HNS refuses.
+			err := h.ApplyEndpointPolicy(ctx, eps[0].ID, hcn.RequestAdd, []hcn.EndpointPolicy{
+				hcn.NewEndpointPolicy(hcn.EndpointPolicyOutBoundNAT, hcn.OutboundNATSetting{Destinations: []string{"10.0.1.7"}})})
+			if (err == nil) != (tc.want != nil) {
+				t.Errorf("adding a loopback DSR policy directly: %v", err)
+			}
+		})
 	}
 }

@@ -790,11 +790,14 @@ func (d *Dataplane) endpointToHostDrop() bool {
 	return a == "" || strings.EqualFold(a, "Drop")
 }
 
-// managed reports whether tortie owns an endpoint policy type (others, such as the CNI's
-// ProviderAddress, are kept as they are).
-func managed(t hcn.EndpointPolicyType) bool {
-	switch t {
-	case hcn.EndpointPolicyACL, hcn.EndpointPolicyOutBoundNAT, hcn.EndpointPolicySDNRoute, hcn.EndpointPolicyEncapOverhead:
+// managed reports whether the agent owns an endpoint policy (others, such as the CNI's
+// ProviderAddress and its loopback-DSR OutBoundNAT — the one with Destinations — are kept as they are).
+func managed(p hcn.EndpointPolicy) bool {
+	switch p.Type {
+	case hcn.EndpointPolicyOutBoundNAT:
+		var s hcn.OutboundNATSetting
+		return hcn.DecodeSettings(string(p.Type), p.Settings, &s) != nil || len(s.Destinations) == 0
+	case hcn.EndpointPolicyACL, hcn.EndpointPolicySDNRoute, hcn.EndpointPolicyEncapOverhead:
 		return true
 	}
 	return false
@@ -860,7 +863,7 @@ func (d *Dataplane) syncEndpoints(ctx context.Context, n *hcn.Network, eps []hcn
 		}
 		var next []hcn.EndpointPolicy
 		for _, p := range e.Policies {
-			if !managed(p.Type) {
+			if !managed(p) {
 				next = append(next, p)
 			}
 		}

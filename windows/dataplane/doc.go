@@ -20,7 +20,8 @@
 //     address: host → pod traffic.
 //   - On each pod endpoint (created by the CNI; found by address): EncapOverhead (the MTU), OutBoundNAT
 //     when the pod's pool has natOutgoing (exceptions: every pool and the service ranges), an SDNRoute
-//     with NeedEncap per service range, and the ACLs. Other policies on the endpoint are kept as found.
+//     with NeedEncap per service range, and the ACLs. Other policies on the endpoint are kept as found
+//     (the CNI's ProviderAddress, and its loopback DSR OutBoundNAT: the one with Destinations).
 //     All of it is written in one ApplyEndpointPolicy Update call, only when it differs from what HNS
 //     holds: re-applying ACLs resets the endpoint's connections.
 //   - SetPolicy IP sets (HNS ≥ 13.0) for rules whose address match is exactly one selector; otherwise,

@@ -338,6 +338,9 @@ type Features struct {
 	HostRoute bool
 	// VxlanPort: the VxlanPort network policy; ≥ 10.3.
 	VxlanPort bool
+	// DSR: direct server return, and with it loopback DSR (an OutBoundNAT endpoint policy with
+	// Destinations); 9.3–9.x and ≥ 10.2 (Windows Server 2019 from KB4571748, build 17763.1432).
+	DSR bool
 	// SetPolicy: SetPolicy IP sets referenced by ACLs; ≥ 13.0.
 	SetPolicy bool
 	// TierACL: native tiered ACLs; ≥ 14.0 (tortie does not use them yet).
@@ -352,6 +355,7 @@ func FeaturesFor(v Version) Features {
 		RemoteSubnet:  v.AtLeast(9, 2),
 		HostRoute:     v.AtLeast(9, 2),
 		VxlanPort:     v.AtLeast(10, 3),
+		DSR:           (v.Major == 9 && v.Minor >= 3) || v.AtLeast(10, 2),
 		SetPolicy:     v.AtLeast(13, 0),
 		TierACL:       v.AtLeast(14, 0),
 	}

@@ -14,10 +14,13 @@ func TestFeaturesFor(t *testing.T) {
 		{Version{7, 1}, Features{}},
 		{Version{7, 2}, Features{ACLPortRanges: true}},
 		{Version{9, 2}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true}},
-		{Version{10, 3}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true}},
-		{Version{12, 9}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true}},
-		{Version{13, 0}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true, SetPolicy: true}},
-		{Version{15, 1}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true, SetPolicy: true, TierACL: true}},
+		{Version{9, 3}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, DSR: true}},
+		{Version{10, 1}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true}},
+		{Version{10, 2}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, DSR: true}},
+		{Version{10, 3}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true, DSR: true}},
+		{Version{12, 9}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true, DSR: true}},
+		{Version{13, 0}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true, SetPolicy: true, DSR: true}},
+		{Version{15, 1}, Features{ACLPortRanges: true, V2: true, RemoteSubnet: true, HostRoute: true, VxlanPort: true, SetPolicy: true, TierACL: true, DSR: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.v.String(), func(t *testing.T) {

@@ -748,6 +748,16 @@ func (h *HNS) checkEndpointPolicies(call string, e *hcn.Endpoint, ps []hcn.Endpo
 					return invalid(call, object, "exception %q is not a CIDR", x)
 				}
 			}
+			// Destinations are loopback DSR's: traffic to them (the pod's own address, through a
+			// service's load balancer) is not SNATed, so the pod sees itself as the source.
+			if len(s.Destinations) > 0 && !h.feat.DSR {
+				return invalid(call, object, "OutBoundNAT Destinations (loopback DSR) need HNS 9.3-9.x or 10.2 or later; this is %d.%d", h.opts.Version.Major, h.opts.Version.Minor)
+			}
+			for _, x := range s.Destinations {
+				if _, ok := parseAddrOrPrefix(x); !ok {
+					return invalid(call, object, "destination %q is not an address", x)
+				}
+			}
 		case hcn.EndpointPolicySDNRoute:
 			var s hcn.SDNRouteSetting
 			if err := hcn.DecodeSettings(string(p.Type), p.Settings, &s); err != nil {
