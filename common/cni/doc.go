@@ -4,7 +4,9 @@
 // seams that each platform fills:
 //
 //   - PodNetwork: the pod's interface (linux/cni's veth pairs; windows/cni's HNS endpoints), optionally
-//     with GC (PodNetworkGC) and a readiness check for STATUS (PodNetworkStatus);
+//     with GC (PodNetworkGC), a readiness check for STATUS (PodNetworkStatus), the answer to a
+//     repeated ADD (PodNetworkExisting) and containers that join another's network and own nothing
+//     (PodNetworkJoin: Docker's application containers on Windows);
 //   - Locker: the host-wide IPAM lock (flock on Linux);
 //   - IPAM: common/ipam's Client, in-process;
 //   - Delegate: another IPAM plugin executed from CNI_PATH;

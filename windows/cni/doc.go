@@ -15,7 +15,12 @@
 //     that the agent's rendered policy replaces. It then attaches the endpoint: to the HNS namespace
 //     named by CNI_NETNS (containerd's flow: the netns is the sandbox's HostComputeNamespace GUID), or
 //     to the infra container CNI_CONTAINERID by hot attach (the Docker flow: CNI_NETNS "none" or
-//     empty). A failure removes what it created: no endpoint is left behind.
+//     empty). A failure removes what it created: no endpoint is left behind. With
+//     windows_loopback_DSR, and where HNS supports DSR, the endpoint also gets OutBoundNAT with the
+//     pod's address as its Destination (loopback DSR).
+//   - An application container of a Docker pod (CNI_NETNS "container:<infra ID>", cnicore.PodNetworkJoin)
+//     owns nothing: its ADD hot-attaches the infra container's endpoint to it (none: code 3, nothing
+//     created), its DEL hot-detaches it; the infra container's DEL deletes the endpoint.
 //   - DEL (Teardown) detaches and deletes that endpoint; a missing endpoint, network or HNS object is
 //     success, and a second DEL is too.
 //   - CHECK compares the endpoint with the ADD result; GC deletes this network's pod endpoints whose
