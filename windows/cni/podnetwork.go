@@ -347,22 +347,22 @@ func (p *PodNetwork) createAndAttach(ctx context.Context, want *hcn.Endpoint, fl
 
 // infraEndpoint returns the endpoint of infra container infra in the overlay network, or a code 3
 // error when there is none.
-func (p *PodNetwork) infraEndpoint(ctx context.Context, infra string) (*hcn.Endpoint, netip.Prefix, error) {
-	n, subnet, _, err := p.overlay(ctx)
+func (p *PodNetwork) infraEndpoint(ctx context.Context, infra string) (*hcn.Endpoint, error) {
+	n, _, _, err := p.overlay(ctx)
 	if err != nil {
-		return nil, netip.Prefix{}, err
+		return nil, err
 	}
 	eps, err := p.API.ListEndpoints(ctx)
 	if err != nil {
-		return nil, netip.Prefix{}, cnicore.Errorf(cnicore.CodeTryAgainLater, "listing HNS endpoints: %v", err)
+		return nil, cnicore.Errorf(cnicore.CodeTryAgainLater, "listing HNS endpoints: %v", err)
 	}
 	name := EndpointName(infra, n.Name)
 	for i := range eps {
 		if eps[i].Name == name && eps[i].HostComputeNetwork == n.ID {
-			return &eps[i], subnet, nil
+			return &eps[i], nil
 		}
 	}
-	return nil, netip.Prefix{}, cnicore.Errorf(cnicore.CodeUnknownContainer,
+	return nil, cnicore.Errorf(cnicore.CodeUnknownContainer,
 		"the infra container %s has no HNS endpoint %s in network %s (its ADD failed, or the pod is being deleted): an application container only joins its pod's endpoint, which the infra container's ADD creates",
 		infra, name, n.Name)
 }
@@ -372,7 +372,7 @@ func (p *PodNetwork) infraEndpoint(ctx context.Context, infra string) (*hcn.Endp
 // reported (the endpoint is the infra container's). req.Addresses, when given, are the infra
 // container's allocation, which the endpoint must hold.
 func (p *PodNetwork) join(ctx context.Context, req cnicore.InterfaceRequest, infra string) (*cnicore.InterfaceResult, error) {
-	e, _, err := p.infraEndpoint(ctx, infra)
+	e, err := p.infraEndpoint(ctx, infra)
 	if err != nil {
 		return nil, err
 	}
