@@ -11,6 +11,7 @@ import (
 	"github.com/tortie-net/tortie/common/api"
 	"github.com/tortie-net/tortie/common/config"
 	"github.com/tortie-net/tortie/common/datastore"
+	"github.com/tortie-net/tortie/common/startup/mtu"
 	"github.com/tortie-net/tortie/linux/dataplane"
 	"github.com/tortie-net/tortie/linux/iptables"
 	"github.com/tortie-net/tortie/linux/netlinkx"
@@ -30,11 +31,18 @@ type linuxDataplane struct {
 
 // newLinuxDataplane builds the Linux dataplane. FELIX_IPTABLESBACKEND (Auto, Legacy, NFT) chooses the
 // iptables backend; a bad value refuses to start before anything is touched. mtuFile is where the
-// routing manager keeps the pod MTU that follows the encapsulation in use ("": config.MTUFile).
+// routing manager, the MTU file's owner while the agent runs, keeps the pod MTU that follows the
+// encapsulation in use ("": config.MTUFile); FELIX_MTUIFACEPATTERN chooses the uplinks it measures.
 func newLinuxDataplane(getenv func(string) string, mtuFile string, log *slog.Logger) (platform.Dataplane, error) {
 	backend, from := config.Lookup(getenv, "FELIX_IPTABLESBACKEND")
 	if _, err := iptables.ParseBackendSetting(backend); err != nil {
 		return nil, &config.EnvError{Var: from, Value: backend, Want: "Auto, Legacy or NFT", Err: err}
+	}
+	// The same MTU interface pattern start-up used from the environment, so the file does not change
+	// hands with a different number.
+	_, pattern, err := mtu.FromEnv(getenv, mtu.Encap{})
+	if err != nil {
+		return nil, err
 	}
 	h, err := netlinkx.Open("", netlinkTimeout)
 	if err != nil {
@@ -43,7 +51,7 @@ func newLinuxDataplane(getenv func(string) string, mtuFile string, log *slog.Log
 	if mtuFile == "" {
 		mtuFile = config.MTUFile
 	}
-	routes, err := routing.New(routing.Options{Handle: h, Logger: log.With("manager", "routing"), MTUFile: mtuFile})
+	routes, err := routing.New(routing.Options{Handle: h, Logger: log.With("manager", "routing"), MTUFile: mtuFile, MTUIfacePattern: pattern})
 	if err != nil {
 		return nil, err
 	}

@@ -101,39 +101,13 @@ func (s *State) Apply(u Update) error {
 		}
 		delete(s.IPSets, u.ID)
 	case PolicyUpdate:
-		if err := s.checkRules("policy "+u.ID.String(), u.Policy.Inbound, u.Policy.Outbound); err != nil {
-			return err
-		}
-		if old, ok := s.Policies[u.ID]; ok {
-			s.refRules(-1, old.Inbound, old.Outbound)
-		}
-		s.refRules(1, u.Policy.Inbound, u.Policy.Outbound)
-		s.Policies[u.ID] = u.Policy
+		return applyRuleOwner(s, s.Policies, s.policyRefs, u.ID, &u.Policy, "policy "+u.ID.String())
 	case PolicyRemove:
-		if n := s.policyRefs[u.ID]; n > 0 {
-			return orderErr("policy %s removed while %d endpoints still list it", u.ID, n)
-		}
-		if old, ok := s.Policies[u.ID]; ok {
-			s.refRules(-1, old.Inbound, old.Outbound)
-			delete(s.Policies, u.ID)
-		}
+		return applyRuleOwner(s, s.Policies, s.policyRefs, u.ID, nil, "policy "+u.ID.String())
 	case ProfileUpdate:
-		if err := s.checkRules("profile "+u.ID, u.Profile.Inbound, u.Profile.Outbound); err != nil {
-			return err
-		}
-		if old, ok := s.Profiles[u.ID]; ok {
-			s.refRules(-1, old.Inbound, old.Outbound)
-		}
-		s.refRules(1, u.Profile.Inbound, u.Profile.Outbound)
-		s.Profiles[u.ID] = u.Profile
+		return applyRuleOwner(s, s.Profiles, s.profileRefs, u.ID, &u.Profile, fmt.Sprintf("profile %q", u.ID))
 	case ProfileRemove:
-		if n := s.profileRefs[u.ID]; n > 0 {
-			return orderErr("profile %q removed while %d endpoints still list it", u.ID, n)
-		}
-		if old, ok := s.Profiles[u.ID]; ok {
-			s.refRules(-1, old.Inbound, old.Outbound)
-			delete(s.Profiles, u.ID)
-		}
+		return applyRuleOwner(s, s.Profiles, s.profileRefs, u.ID, nil, fmt.Sprintf("profile %q", u.ID))
 	case WorkloadEndpointUpdate:
 		if u.ID.Name == "" {
 			return invalid("WorkloadEndpointUpdate without a name")
@@ -234,6 +208,38 @@ func (s *State) ApplyAll(us []Update) error {
 		if err := s.Apply(u); err != nil {
 			return fmt.Errorf("update %d (%s): %w", i, u.Kind(), err)
 		}
+	}
+	return nil
+}
+
+// ruleOwner is what endpoints list and whose rules refer to IP sets: a policy or a profile.
+type ruleOwner interface {
+	Policy | Profile
+	ruleLists() [][]Rule
+}
+
+func (p Policy) ruleLists() [][]Rule  { return [][]Rule{p.Inbound, p.Outbound} }
+func (p Profile) ruleLists() [][]Rule { return [][]Rule{p.Inbound, p.Outbound} }
+
+// applyRuleOwner adds, replaces (v set) or removes (v nil) a policy or profile in m, keeping the IP set
+// reference counts of its rules. refs counts the endpoints listing each one: removing one that is still
+// listed breaks the ordering contract; removing an absent one is a no-op. owner names it in errors.
+// On error nothing changes.
+func applyRuleOwner[K comparable, T ruleOwner](s *State, m map[K]T, refs map[K]int, id K, v *T, owner string) error {
+	if v == nil {
+		if n := refs[id]; n > 0 {
+			return orderErr("%s removed while %d endpoints still list it", owner, n)
+		}
+	} else if err := s.checkRules(owner, (*v).ruleLists()...); err != nil {
+		return err
+	}
+	if old, ok := m[id]; ok {
+		s.refRules(-1, old.ruleLists()...)
+		delete(m, id)
+	}
+	if v != nil {
+		s.refRules(1, (*v).ruleLists()...)
+		m[id] = *v
 	}
 	return nil
 }

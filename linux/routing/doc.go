@@ -11,7 +11,9 @@
 //     tunnel address, and one permanent neighbour and FDB entry per remote VTEP;
 //   - tunl0 (the ipip module's fallback device) with this node's IPIP tunnel address;
 //   - the device MTUs and the pod MTU file (/var/lib/calico/mtu), from common/startup/mtu, the same
-//     computation start-up uses, for the encapsulations in use now.
+//     computation start-up uses, for the encapsulations in use now. The manager owns the file while the
+//     agent runs (start-up only writes its initial value before the agent exists; see
+//     docs/dataplane-linux.md, "MTU").
 //
 // A [Manager] is the reconciler: OnUpdate records desired state without I/O, Apply reads the kernel and
 // writes only the difference, QueueResync makes the next Apply re-read and repair even when nothing

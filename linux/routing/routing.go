@@ -262,10 +262,11 @@ func (m *Manager) localMAC(published, name string) net.HardwareAddr {
 	return dpmodel.DerivedVTEPMAC(name)
 }
 
-// mtus computes the device and pod MTUs with start-up's computation and its notion of "in use", so both
-// writers of the MTU file agree: IPIP and VXLAN as the configuration says (enabled by FELIX_* or by any
-// pool using them), VXLAN over IPv6 only when, besides, an IPv6 pool uses VXLAN (the layered
-// configuration turns VXLANEnabledV6 on with IPv6 support alone).
+// mtus computes the device and pod MTUs with common/startup/mtu, the computation start-up used for the
+// file's initial value, and start-up's notion of "in use", so the file changes hands without changing:
+// IPIP and VXLAN as the configuration says (enabled by FELIX_* or by any pool using them), VXLAN over
+// IPv6 only when, besides, an IPv6 pool uses VXLAN (the layered configuration turns VXLANEnabledV6 on
+// with IPv6 support alone).
 func (m *Manager) mtus(hs *hostState) mtu.Result {
 	v6Pool := false
 	for cidr, p := range m.pools {
@@ -285,19 +286,20 @@ func (m *Manager) mtus(hs *hostState) mtu.Result {
 	return res
 }
 
-// writeMTUFile writes the pod MTU when the file does not hold it (checked on every Apply that reads the
-// host, so a removed or edited file is repaired on the next resync).
+// writeMTUFile keeps the pod MTU file current: this manager owns the file while the agent runs (see
+// docs/dataplane-linux.md, "MTU"). It is checked on every Apply that reads the host, so a removed or
+// edited file is repaired on the next resync, and it is only rewritten when the number differs.
 func (m *Manager) writeMTUFile(pod int) error {
 	if m.o.MTUFile == "" {
 		return nil
 	}
-	if cur, err := mtu.ReadMTUFile(m.o.MTUFile); err == nil && cur == pod {
-		return nil
-	}
-	if err := mtu.WriteMTUFile(m.o.MTUFile, pod); err != nil {
+	changed, err := mtu.UpdateMTUFile(m.o.MTUFile, pod)
+	if err != nil {
 		return err
 	}
-	m.log.Info("routing: wrote the pod MTU", "file", m.o.MTUFile, "mtu", pod)
+	if changed {
+		m.log.Info("routing: wrote the pod MTU", "file", m.o.MTUFile, "mtu", pod)
+	}
 	return nil
 }
 

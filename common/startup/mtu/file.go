@@ -57,6 +57,19 @@ func WriteMTUFile(path string, mtu int) error {
 	return nil
 }
 
+// UpdateMTUFile writes mtu to path with WriteMTUFile unless the file already holds it (as ReadMTUFile
+// reads it), and reports whether it wrote. An unreadable or malformed file is rewritten. This is the
+// owner's call on every reconciliation: it costs one read when nothing changed.
+func UpdateMTUFile(path string, mtu int) (bool, error) {
+	if cur, err := ReadMTUFile(path); err == nil && cur == mtu {
+		return false, nil
+	}
+	if err := WriteMTUFile(path, mtu); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // ReadMTUFile reads an MTU file written by WriteMTUFile (or by Calico). Surrounding whitespace is ignored. A
 // missing file is reported with an error wrapping os.ErrNotExist.
 func ReadMTUFile(path string) (int, error) {

@@ -95,3 +95,47 @@ func TestWriteMTUFileUnwritableDir(t *testing.T) {
 		t.Errorf("WriteMTUFile under a file = %v, want an error naming the path", err)
 	}
 }
+
+// TestUpdateMTUFile: the file is written when missing, different or malformed, and left alone (the
+// same inode, no temporary file) when it already holds the value.
+func TestUpdateMTUFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mtu")
+	steps := []struct {
+		name    string
+		before  string // written raw first ("": leave as is; "-": remove)
+		mtu     int
+		changed bool
+	}{
+		{"missing", "-", 1450, true},
+		{"same value", "", 1450, false},
+		{"same value with a newline (another writer)", "1450\n", 1450, false},
+		{"new value", "", 1480, true},
+		{"malformed", "garbage", 1480, true},
+	}
+	for _, st := range steps {
+		switch st.before {
+		case "":
+		case "-":
+			_ = os.Remove(path)
+		default:
+			if err := os.WriteFile(path, []byte(st.before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, _ := os.Stat(path)
+		changed, err := UpdateMTUFile(path, st.mtu)
+		if err != nil || changed != st.changed {
+			t.Errorf("%s: UpdateMTUFile(%d) = %v, %v; want %v", st.name, st.mtu, changed, err, st.changed)
+		}
+		if got, err := ReadMTUFile(path); err != nil || got != st.mtu {
+			t.Errorf("%s: file holds %d, %v; want %d", st.name, got, err, st.mtu)
+		}
+		after, _ := os.Stat(path)
+		if !st.changed && (before == nil || !os.SameFile(before, after)) {
+			t.Errorf("%s: the file was replaced although it held the value", st.name)
+		}
+	}
+	if _, err := UpdateMTUFile(path, 0); err == nil {
+		t.Error("UpdateMTUFile(0) succeeded")
+	}
+}
