@@ -50,7 +50,8 @@ type Calculator struct {
 	setIdx *selIndex
 
 	profiles    map[string]*profile
-	profileKids map[string]map[string]struct{} // profile name → entity keys listing it
+	profileKids map[istr]idSet // profile name → entities listing it
+	ids         idAllocator
 	tiers       map[string]*tier
 	policies    map[string]*policy
 	policyByID  map[dpmodel.PolicyID]*policy
@@ -76,7 +77,7 @@ func New(cfg Config) *Calculator {
 	c := &Calculator{
 		cfg: cfg, log: log,
 		all: newPopulation(), local: newPopulation(),
-		profiles: map[string]*profile{}, profileKids: map[string]map[string]struct{}{},
+		profiles: map[string]*profile{}, profileKids: map[istr]idSet{},
 		tiers: map[string]*tier{}, policies: map[string]*policy{}, policyByID: map[dpmodel.PolicyID]*policy{}, setSpecs: map[string]ipsetSpec{}, epPolicies: map[string]map[string]struct{}{},
 		endpoints: map[string]*localEndpoint{}, ipsets: map[string]*ipset{},
 		routes:   newRouteInputs(),
@@ -207,26 +208,26 @@ func parseNets(ss []string) ([]netip.Prefix, []string) {
 }
 
 func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
-	own := make(map[string]string, len(w.Labels)+3)
-	maps.Copy(own, w.Labels)
 	// Calico's computed labels; the Kubernetes datastore sets them already, etcd writers may not.
-	own[api.LabelNamespace] = w.Namespace
+	computed := labels{{intern(api.LabelNamespace), intern(w.Namespace)}}
 	if w.Spec.Orchestrator != "" {
-		own[api.LabelOrchestrator] = w.Spec.Orchestrator
+		computed = append(computed, label{intern(api.LabelOrchestrator), intern(w.Spec.Orchestrator)})
 	}
 	if sa := w.Spec.ServiceAccountName; sa != "" && len(sa) < 63 {
-		own[api.LabelServiceAccount] = sa
+		computed = append(computed, label{intern(api.LabelServiceAccount), intern(sa)})
 	}
+	computed.sort()
+	own := labelsFromMap(w.Labels).with(computed)
 	nets, bad := parseNets(w.Spec.IPNetworks)
 	c.setProblem("wep:"+key, fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name), badNets("spec.ipNetworks", bad))
 	var ports []namedPort
 	for _, p := range w.Spec.Ports {
 		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
-			ports = append(ports, namedPort{name: p.Name, proto: n, port: p.Port})
+			ports = append(ports, namedPort{name: intern(p.Name), proto: n, port: p.Port})
 		}
 	}
-	e := &entity{key: key, kind: kindWorkload, own: own, parents: slices.Clone(w.Spec.Profiles), nets: nets, ports: ports,
-		node: w.Spec.Node, local: w.Spec.Node == c.cfg.NodeName}
+	e := &entity{key: key, kind: kindWorkload, own: own, parents: internAll(w.Spec.Profiles), nets: nets, ports: ports,
+		node: intern(w.Spec.Node), local: w.Spec.Node == c.cfg.NodeName}
 	le := &localEndpoint{key: key, wep: w}
 	c.upsertEntity(e, le)
 }
@@ -237,32 +238,38 @@ func (c *Calculator) upsertHost(key string, h *api.HostEndpoint) {
 	var ports []namedPort
 	for _, p := range h.Spec.Ports {
 		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
-			ports = append(ports, namedPort{name: p.Name, proto: n, port: p.Port})
+			ports = append(ports, namedPort{name: intern(p.Name), proto: n, port: p.Port})
 		}
 	}
-	e := &entity{key: key, kind: kindHost, own: maps.Clone(h.Labels), parents: slices.Clone(h.Spec.Profiles), nets: nets,
-		ports: ports, node: h.Spec.Node, local: h.Spec.Node == c.cfg.NodeName}
-	if e.own == nil {
-		e.own = map[string]string{}
-	}
+	e := &entity{key: key, kind: kindHost, own: labelsFromMap(h.Labels), parents: internAll(h.Spec.Profiles), nets: nets,
+		ports: ports, node: intern(h.Spec.Node), local: h.Spec.Node == c.cfg.NodeName}
 	c.upsertEntity(e, &localEndpoint{key: key, hep: h})
 }
 
-func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, labels map[string]string, nets []string, what string) {
-	own := maps.Clone(labels)
-	if own == nil {
-		own = map[string]string{}
-	}
-	var parents []string
+func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lbls map[string]string, nets []string, what string) {
+	own := labelsFromMap(lbls)
+	var parents []istr
 	if ns != "" {
 		// A namespaced network set is selected like the namespace's endpoints: it carries the namespace
 		// label and inherits the namespace's labels.
-		own[api.LabelNamespace] = ns
-		parents = []string{api.NamespaceProfileName(ns)}
+		own = own.with(labels{{intern(api.LabelNamespace), intern(ns)}})
+		parents = []istr{intern(api.NamespaceProfileName(ns))}
 	}
 	ps, bad := parseNets(nets)
 	c.setProblem("set:"+key, what, badNets("spec.nets", bad))
-	c.upsertEntity(&entity{key: key, kind: kind, own: own, parents: parents, nets: ps}, nil)
+	c.upsertEntity(&entity{key: key, kind: kind, own: own, parents: parents, nets: ps, node: intern("")}, nil)
+}
+
+// profileNames returns the profile names e lists (nil for none).
+func (e *entity) profileNames() []string {
+	if len(e.parents) == 0 {
+		return nil
+	}
+	out := make([]string, len(e.parents))
+	for i, p := range e.parents {
+		out[i] = p.Value()
+	}
+	return out
 }
 
 func badNets(field string, bad []string) string {
@@ -274,24 +281,15 @@ func badNets(field string, bad []string) string {
 
 // flatten computes the labels selectors see: own labels over the profiles' labels, first profile first.
 func (c *Calculator) flatten(e *entity) {
-	n := len(e.own)
-	for _, p := range e.parents {
-		if pr := c.profiles[p]; pr != nil {
-			n += len(pr.labels)
-		}
-	}
-	if n == len(e.own) {
-		e.labels = e.own
-		return
-	}
-	l := make(map[string]string, n)
+	var l labels
 	for i := len(e.parents) - 1; i >= 0; i-- {
-		if pr := c.profiles[e.parents[i]]; pr != nil {
-			maps.Copy(l, pr.labels)
+		if pr := c.profiles[e.parents[i].Value()]; pr != nil {
+			l = l.with(pr.ilabels)
 		}
 	}
-	maps.Copy(l, e.own)
-	e.labels = l
+	// With no profile labels the own slice is the flattened one; sharing it is safe, label sets are
+	// never written after they are built.
+	e.labels = l.with(e.own)
 }
 
 func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
@@ -302,28 +300,29 @@ func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
 		oldIface = prev.wep.Spec.InterfaceName
 	}
 	if old != nil {
+		e.id = old.id
 		c.unparent(old)
+	} else {
+		e.id = c.ids.get()
 	}
 	for _, p := range e.parents {
 		kids := c.profileKids[p]
-		if kids == nil {
-			kids = map[string]struct{}{}
-			c.profileKids[p] = kids
-		}
-		kids[e.key] = struct{}{}
+		kids.add(e.id)
+		c.profileKids[p] = kids
 	}
+	parents := e.profileNames()
 	c.all.upsert(e, old)
 	oldLocal := c.local.entities[e.key]
 	switch {
 	case e.local:
 		if oldLocal == nil {
 			c.endpoints[e.key] = le
-			c.refProfiles(le, e.parents)
+			c.refProfiles(le, parents)
 		} else {
 			prev := c.endpoints[e.key]
 			le.profiles = prev.profiles
 			c.endpoints[e.key] = le
-			c.refProfiles(le, e.parents)
+			c.refProfiles(le, parents)
 		}
 		c.local.upsert(e, oldLocal)
 		c.seq.dirtyEndpoint(e.key)
@@ -337,9 +336,12 @@ func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
 
 func (c *Calculator) unparent(e *entity) {
 	for _, p := range e.parents {
-		delete(c.profileKids[p], e.key)
-		if len(c.profileKids[p]) == 0 {
+		kids := c.profileKids[p]
+		kids.remove(e.id)
+		if kids.len() == 0 {
 			delete(c.profileKids, p)
+		} else {
+			c.profileKids[p] = kids
 		}
 	}
 }
@@ -363,6 +365,7 @@ func (c *Calculator) removeEntity(key string) {
 	}
 	c.unparent(e)
 	c.all.remove(key)
+	c.ids.put(e.id)
 	if e.kind == kindWorkload {
 		c.seq.routesDirty = true
 	}
@@ -374,11 +377,12 @@ func (c *Calculator) removeEntity(key string) {
 // reparentKids re-flattens the labels of every entity that lists profile name (its labels changed): the
 // namespace label change case.
 func (c *Calculator) reparentKids(name string) {
-	for _, k := range slices.Sorted(maps.Keys(c.profileKids[name])) {
-		old := c.all.entities[k]
+	kids := c.profileKids[intern(name)]
+	for _, old := range c.all.sortedByKey(kids.appendTo(nil)) {
+		k := old.key
 		e := *old
 		c.flatten(&e)
-		if maps.Equal(e.labels, old.labels) {
+		if slices.Equal(e.labels, old.labels) {
 			continue
 		}
 		c.all.upsert(&e, old)

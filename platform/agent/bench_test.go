@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,9 +36,12 @@ import (
 //
 // The cluster: one IP pool, 100 nodes, N WorkloadEndpoints spread over them (N/100 on the agent's node).
 const (
-	childEnv      = "TORTIE_AGENT_BENCH_CHILD" // "agent" or "syncer"
-	childEtcdEnv  = "TORTIE_AGENT_BENCH_ETCD"
-	childPfxEnv   = "TORTIE_AGENT_BENCH_PREFIX"
+	childEnv     = "TORTIE_AGENT_BENCH_CHILD" // "agent" or "syncer"
+	childEtcdEnv = "TORTIE_AGENT_BENCH_ETCD"
+	childPfxEnv  = "TORTIE_AGENT_BENCH_PREFIX"
+	// childProfEnv, when set, names a file the child writes its heap profile to after the measurement
+	// (go tool pprof -sample_index=inuse_space): what the settled process retains.
+	childProfEnv  = "TORTIE_AGENT_BENCH_HEAPPROFILE"
 	benchNodes    = 100
 	benchNodeName = "node-0"
 )
@@ -143,6 +147,9 @@ func runChild(b *testing.B, mode string, endpoints []string, prefix string) (rss
 // benchChild is the measured process: it prints "rss <bytes> heap <bytes>" once the agent is ready (or
 // the syncer in sync), after a garbage collection.
 func benchChild(mode string) int {
+	if os.Getenv(childProfEnv) != "" {
+		runtime.MemProfileRate = 1 // every allocation: the profile attributes what is retained exactly
+	}
 	be, err := etcd.New(etcd.Config{Endpoints: strings.Split(os.Getenv(childEtcdEnv), ","), Prefix: os.Getenv(childPfxEnv),
 		RequestTimeout: 30 * time.Second})
 	if err != nil {
@@ -201,7 +208,28 @@ func benchChild(mode string) int {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("rss %d heap %d peak %d\n", procStatus("VmRSS:"), ms.HeapInuse, procStatus("VmHWM:"))
+	if path := os.Getenv(childProfEnv); path != "" {
+		if err := writeHeapProfile(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	return 0
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path) //nolint:gosec // a path the benchmark's user chose
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return nil
 }
 
 // rawSnapshot is the baseline receiver: it keeps every object the syncer delivers.
