@@ -209,15 +209,18 @@ func parseNets(ss []string) ([]netip.Prefix, []string) {
 
 func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
 	// Calico's computed labels; the Kubernetes datastore sets them already, etcd writers may not.
-	computed := labels{{intern(api.LabelNamespace), intern(w.Namespace)}}
+	var computed [3]label
+	computed[0] = label{intern(api.LabelNamespace), intern(w.Namespace)}
+	n := 1
 	if w.Spec.Orchestrator != "" {
-		computed = append(computed, label{intern(api.LabelOrchestrator), intern(w.Spec.Orchestrator)})
+		computed[n] = label{intern(api.LabelOrchestrator), intern(w.Spec.Orchestrator)}
+		n++
 	}
 	if sa := w.Spec.ServiceAccountName; sa != "" && len(sa) < 63 {
-		computed = append(computed, label{intern(api.LabelServiceAccount), intern(sa)})
+		computed[n] = label{intern(api.LabelServiceAccount), intern(sa)}
+		n++
 	}
-	computed.sort()
-	own := labelsFromMap(w.Labels).with(computed)
+	own := labelsFromMap(w.Labels, computed[:n]...)
 	nets, bad := parseNets(w.Spec.IPNetworks)
 	c.setProblem("wep:"+key, fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name), badNets("spec.ipNetworks", bad))
 	var ports []namedPort
@@ -228,7 +231,12 @@ func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
 	}
 	e := &entity{key: key, kind: kindWorkload, own: own, parents: internAll(w.Spec.Profiles), nets: nets, ports: ports,
 		node: intern(w.Spec.Node), local: w.Spec.Node == c.cfg.NodeName}
-	le := &localEndpoint{key: key, wep: w}
+	var le *localEndpoint
+	if e.local {
+		// A copy of its own: the decoded object shares memory pages with the rest of the snapshot, which
+		// the one endpoint in a hundred that is local would otherwise keep from being returned.
+		le = &localEndpoint{key: key, wep: w.DeepCopy()}
+	}
 	c.upsertEntity(e, le)
 }
 
@@ -243,7 +251,11 @@ func (c *Calculator) upsertHost(key string, h *api.HostEndpoint) {
 	}
 	e := &entity{key: key, kind: kindHost, own: labelsFromMap(h.Labels), parents: internAll(h.Spec.Profiles), nets: nets,
 		ports: ports, node: intern(h.Spec.Node), local: h.Spec.Node == c.cfg.NodeName}
-	c.upsertEntity(e, &localEndpoint{key: key, hep: h})
+	var le *localEndpoint
+	if e.local {
+		le = &localEndpoint{key: key, hep: h.DeepCopy()} // see upsertWorkload
+	}
+	c.upsertEntity(e, le)
 }
 
 func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lbls map[string]string, nets []string, what string) {
@@ -252,7 +264,7 @@ func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lb
 	if ns != "" {
 		// A namespaced network set is selected like the namespace's endpoints: it carries the namespace
 		// label and inherits the namespace's labels.
-		own = own.with(labels{{intern(api.LabelNamespace), intern(ns)}})
+		own = labelsFromMap(lbls, label{intern(api.LabelNamespace), intern(ns)})
 		parents = []istr{intern(api.NamespaceProfileName(ns))}
 	}
 	ps, bad := parseNets(nets)

@@ -32,15 +32,29 @@ type label struct{ k, v istr }
 // change it.
 type labels []label
 
-// labelsFromMap interns m into a label set (nil for no labels).
-func labelsFromMap(m map[string]string) labels {
-	if len(m) == 0 {
+// labelsFromMap interns m, with the labels of over (distinct keys; they win over m's), into a label
+// set (nil for none) in one allocation of the exact size.
+func labelsFromMap(m map[string]string, over ...label) labels {
+	n := len(m)
+	for _, o := range over {
+		if _, ok := m[o.k.Value()]; !ok {
+			n++
+		}
+	}
+	if n == 0 {
 		return nil
 	}
-	out := make(labels, 0, len(m))
+	out := make(labels, 0, n)
+next:
 	for k, v := range m {
+		for _, o := range over {
+			if o.k.Value() == k {
+				continue next
+			}
+		}
 		out = append(out, label{intern(k), intern(v)})
 	}
+	out = append(out, over...)
 	out.sort()
 	return out
 }
