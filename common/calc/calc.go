@@ -136,7 +136,7 @@ func (c *Calculator) Apply(u datastore.Update) {
 			return
 		}
 		if s, ok := u.Value.(*api.NetworkSet); ok {
-			c.upsertNetworkSet(key, kindNetworkSet, s.Namespace, s.Labels, s.Spec.Nets, fmt.Sprintf("NetworkSet %s/%s", s.Namespace, s.Name))
+			c.upsertNetworkSet(key, kindNetworkSet, s.Namespace, s.Labels, s.Spec.Nets, func() string { return fmt.Sprintf("NetworkSet %s/%s", s.Namespace, s.Name) })
 		}
 	case api.KindGlobalNetworkSet:
 		key := "gns/" + k.Name
@@ -145,7 +145,7 @@ func (c *Calculator) Apply(u datastore.Update) {
 			return
 		}
 		if s, ok := u.Value.(*api.GlobalNetworkSet); ok {
-			c.upsertNetworkSet(key, kindGlobalNetworkSet, "", s.Labels, s.Spec.Nets, fmt.Sprintf("GlobalNetworkSet %q", s.Name))
+			c.upsertNetworkSet(key, kindGlobalNetworkSet, "", s.Labels, s.Spec.Nets, func() string { return fmt.Sprintf("GlobalNetworkSet %q", s.Name) })
 		}
 	case api.KindProfile:
 		if del {
@@ -222,7 +222,7 @@ func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
 	}
 	own := labelsFromMap(w.Labels, computed[:n]...)
 	nets, bad := parseNets(w.Spec.IPNetworks)
-	c.setProblem("wep:"+key, fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name), badNets("spec.ipNetworks", bad))
+	c.setEntityProblem(key, func() string { return fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name) }, badNets("spec.ipNetworks", bad))
 	var ports []namedPort
 	for _, p := range w.Spec.Ports {
 		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
@@ -242,7 +242,7 @@ func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
 
 func (c *Calculator) upsertHost(key string, h *api.HostEndpoint) {
 	nets, bad := parseNets(h.Spec.ExpectedIPs)
-	c.setProblem("hep:"+key, fmt.Sprintf("HostEndpoint %q", h.Name), badNets("spec.expectedIPs", bad))
+	c.setEntityProblem(key, func() string { return fmt.Sprintf("HostEndpoint %q", h.Name) }, badNets("spec.expectedIPs", bad))
 	var ports []namedPort
 	for _, p := range h.Spec.Ports {
 		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
@@ -258,7 +258,7 @@ func (c *Calculator) upsertHost(key string, h *api.HostEndpoint) {
 	c.upsertEntity(e, le)
 }
 
-func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lbls map[string]string, nets []string, what string) {
+func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lbls map[string]string, nets []string, what func() string) {
 	own := labelsFromMap(lbls)
 	var parents []istr
 	if ns != "" {
@@ -268,7 +268,7 @@ func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lb
 		parents = []istr{intern(api.NamespaceProfileName(ns))}
 	}
 	ps, bad := parseNets(nets)
-	c.setProblem("set:"+key, what, badNets("spec.nets", bad))
+	c.setEntityProblem(key, what, badNets("spec.nets", bad))
 	c.upsertEntity(&entity{key: key, kind: kind, own: own, parents: parents, nets: ps, node: intern("")}, nil)
 }
 
@@ -322,7 +322,10 @@ func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
 		kids.add(e.id)
 		c.profileKids[p] = kids
 	}
-	parents := e.profileNames()
+	var parents []string
+	if e.local {
+		parents = e.profileNames()
+	}
 	c.all.upsert(e, old)
 	oldLocal := c.local.entities[e.key]
 	switch {
@@ -381,9 +384,7 @@ func (c *Calculator) removeEntity(key string) {
 	if e.kind == kindWorkload {
 		c.seq.routesDirty = true
 	}
-	for _, p := range []string{"wep:", "hep:", "set:"} {
-		c.setProblem(p+key, "", "")
-	}
+	c.setProblem(key, "", "")
 }
 
 // reparentKids re-flattens the labels of every entity that lists profile name (its labels changed): the
@@ -405,6 +406,19 @@ func (c *Calculator) reparentKids(name string) {
 }
 
 // ---- problems ----
+
+// setEntityProblem is setProblem for the entity key (entity keys, "wep/…", "hep/…", "ns/…", "gns/…",
+// are distinct from the other problem IDs), describing the object only when there is a problem: every
+// entity of the cluster comes through here.
+func (c *Calculator) setEntityProblem(key string, object func() string, reason string) {
+	if reason == "" {
+		if _, ok := c.problems[key]; ok {
+			c.setProblem(key, "", "")
+		}
+		return
+	}
+	c.setProblem(key, object(), reason)
+}
 
 func (c *Calculator) setProblem(id, object, reason string) {
 	if reason == "" {

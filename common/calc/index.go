@@ -167,6 +167,8 @@ type selIndex struct {
 	byPresence   map[string]map[string]struct{}            // label → selector IDs
 	unrestricted map[string]struct{}
 	matchesOf    map[string]map[string]struct{} // entity key → selector IDs that match it
+	scratchSet   map[string]struct{}            // entityChanged's, between calls
+	scratchIDs   []string
 	onMatch      func(selID string, e *entity, matched bool)
 }
 
@@ -317,7 +319,18 @@ func (x *selIndex) candidates(ls labels, into map[string]struct{}) {
 // entityChanged re-evaluates the selectors that could match e now or matched it before. A selector that
 // keeps matching is told again (matched=true) so that it can pick up changed addresses or ports.
 func (x *selIndex) entityChanged(e, old *entity) {
-	cand := map[string]struct{}{}
+	// The candidate set and list are reused: one entity update at a time (a callback that re-entered
+	// would find nil and allocate its own), and a map per update is garbage among the entities kept.
+	cand, ids := x.scratchSet, x.scratchIDs[:0]
+	x.scratchSet, x.scratchIDs = nil, nil
+	if cand == nil {
+		cand = map[string]struct{}{}
+	}
+	defer func() {
+		clear(cand)
+		clear(ids)
+		x.scratchSet, x.scratchIDs = cand, ids[:0]
+	}()
 	for id := range x.unrestricted {
 		cand[id] = struct{}{}
 	}
@@ -325,7 +338,14 @@ func (x *selIndex) entityChanged(e, old *entity) {
 		cand[id] = struct{}{}
 	}
 	x.candidates(e.labels, cand)
-	for _, id := range slices.Sorted(maps.Keys(cand)) {
+	if len(cand) == 0 {
+		return
+	}
+	for id := range cand {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
 		s := x.sels[id]
 		_, was := s.matches[e.key]
 		now := s.sel.EvaluateLabels(e)
