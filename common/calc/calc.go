@@ -50,7 +50,8 @@ type Calculator struct {
 	setIdx *selIndex
 
 	profiles    map[string]*profile
-	profileKids map[string]map[string]struct{} // profile name → entity keys listing it
+	profileKids map[istr]idSet // profile name → entities listing it
+	ids         idAllocator
 	tiers       map[string]*tier
 	policies    map[string]*policy
 	policyByID  map[dpmodel.PolicyID]*policy
@@ -76,7 +77,7 @@ func New(cfg Config) *Calculator {
 	c := &Calculator{
 		cfg: cfg, log: log,
 		all: newPopulation(), local: newPopulation(),
-		profiles: map[string]*profile{}, profileKids: map[string]map[string]struct{}{},
+		profiles: map[string]*profile{}, profileKids: map[istr]idSet{},
 		tiers: map[string]*tier{}, policies: map[string]*policy{}, policyByID: map[dpmodel.PolicyID]*policy{}, setSpecs: map[string]ipsetSpec{}, epPolicies: map[string]map[string]struct{}{},
 		endpoints: map[string]*localEndpoint{}, ipsets: map[string]*ipset{},
 		routes:   newRouteInputs(),
@@ -135,7 +136,7 @@ func (c *Calculator) Apply(u datastore.Update) {
 			return
 		}
 		if s, ok := u.Value.(*api.NetworkSet); ok {
-			c.upsertNetworkSet(key, kindNetworkSet, s.Namespace, s.Labels, s.Spec.Nets, fmt.Sprintf("NetworkSet %s/%s", s.Namespace, s.Name))
+			c.upsertNetworkSet(key, kindNetworkSet, s.Namespace, s.Labels, s.Spec.Nets, func() string { return fmt.Sprintf("NetworkSet %s/%s", s.Namespace, s.Name) })
 		}
 	case api.KindGlobalNetworkSet:
 		key := "gns/" + k.Name
@@ -144,7 +145,7 @@ func (c *Calculator) Apply(u datastore.Update) {
 			return
 		}
 		if s, ok := u.Value.(*api.GlobalNetworkSet); ok {
-			c.upsertNetworkSet(key, kindGlobalNetworkSet, "", s.Labels, s.Spec.Nets, fmt.Sprintf("GlobalNetworkSet %q", s.Name))
+			c.upsertNetworkSet(key, kindGlobalNetworkSet, "", s.Labels, s.Spec.Nets, func() string { return fmt.Sprintf("GlobalNetworkSet %q", s.Name) })
 		}
 	case api.KindProfile:
 		if del {
@@ -207,62 +208,80 @@ func parseNets(ss []string) ([]netip.Prefix, []string) {
 }
 
 func (c *Calculator) upsertWorkload(key string, w *api.WorkloadEndpoint) {
-	own := make(map[string]string, len(w.Labels)+3)
-	maps.Copy(own, w.Labels)
 	// Calico's computed labels; the Kubernetes datastore sets them already, etcd writers may not.
-	own[api.LabelNamespace] = w.Namespace
+	var computed [3]label
+	computed[0] = label{intern(api.LabelNamespace), intern(w.Namespace)}
+	n := 1
 	if w.Spec.Orchestrator != "" {
-		own[api.LabelOrchestrator] = w.Spec.Orchestrator
+		computed[n] = label{intern(api.LabelOrchestrator), intern(w.Spec.Orchestrator)}
+		n++
 	}
 	if sa := w.Spec.ServiceAccountName; sa != "" && len(sa) < 63 {
-		own[api.LabelServiceAccount] = sa
+		computed[n] = label{intern(api.LabelServiceAccount), intern(sa)}
+		n++
 	}
+	own := labelsFromMap(w.Labels, computed[:n]...)
 	nets, bad := parseNets(w.Spec.IPNetworks)
-	c.setProblem("wep:"+key, fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name), badNets("spec.ipNetworks", bad))
+	c.setEntityProblem(key, func() string { return fmt.Sprintf("WorkloadEndpoint %s/%s", w.Namespace, w.Name) }, badNets("spec.ipNetworks", bad))
 	var ports []namedPort
 	for _, p := range w.Spec.Ports {
 		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
-			ports = append(ports, namedPort{name: p.Name, proto: n, port: p.Port})
+			ports = append(ports, namedPort{name: intern(p.Name), proto: n, port: p.Port})
 		}
 	}
-	e := &entity{key: key, kind: kindWorkload, own: own, parents: slices.Clone(w.Spec.Profiles), nets: nets, ports: ports,
-		node: w.Spec.Node, local: w.Spec.Node == c.cfg.NodeName}
-	le := &localEndpoint{key: key, wep: w}
+	e := &entity{key: key, kind: kindWorkload, own: own, parents: internAll(w.Spec.Profiles), nets: nets, ports: ports,
+		node: intern(w.Spec.Node), local: w.Spec.Node == c.cfg.NodeName}
+	var le *localEndpoint
+	if e.local {
+		// A copy of its own: the decoded object shares memory pages with the rest of the snapshot, which
+		// the one endpoint in a hundred that is local would otherwise keep from being returned.
+		le = &localEndpoint{key: key, wep: w.DeepCopy()}
+	}
 	c.upsertEntity(e, le)
 }
 
 func (c *Calculator) upsertHost(key string, h *api.HostEndpoint) {
 	nets, bad := parseNets(h.Spec.ExpectedIPs)
-	c.setProblem("hep:"+key, fmt.Sprintf("HostEndpoint %q", h.Name), badNets("spec.expectedIPs", bad))
+	c.setEntityProblem(key, func() string { return fmt.Sprintf("HostEndpoint %q", h.Name) }, badNets("spec.expectedIPs", bad))
 	var ports []namedPort
 	for _, p := range h.Spec.Ports {
 		if n, ok := protoNumber(p.Protocol); ok && p.Name != "" {
-			ports = append(ports, namedPort{name: p.Name, proto: n, port: p.Port})
+			ports = append(ports, namedPort{name: intern(p.Name), proto: n, port: p.Port})
 		}
 	}
-	e := &entity{key: key, kind: kindHost, own: maps.Clone(h.Labels), parents: slices.Clone(h.Spec.Profiles), nets: nets,
-		ports: ports, node: h.Spec.Node, local: h.Spec.Node == c.cfg.NodeName}
-	if e.own == nil {
-		e.own = map[string]string{}
+	e := &entity{key: key, kind: kindHost, own: labelsFromMap(h.Labels), parents: internAll(h.Spec.Profiles), nets: nets,
+		ports: ports, node: intern(h.Spec.Node), local: h.Spec.Node == c.cfg.NodeName}
+	var le *localEndpoint
+	if e.local {
+		le = &localEndpoint{key: key, hep: h.DeepCopy()} // see upsertWorkload
 	}
-	c.upsertEntity(e, &localEndpoint{key: key, hep: h})
+	c.upsertEntity(e, le)
 }
 
-func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, labels map[string]string, nets []string, what string) {
-	own := maps.Clone(labels)
-	if own == nil {
-		own = map[string]string{}
-	}
-	var parents []string
+func (c *Calculator) upsertNetworkSet(key string, kind entityKind, ns string, lbls map[string]string, nets []string, what func() string) {
+	own := labelsFromMap(lbls)
+	var parents []istr
 	if ns != "" {
 		// A namespaced network set is selected like the namespace's endpoints: it carries the namespace
 		// label and inherits the namespace's labels.
-		own[api.LabelNamespace] = ns
-		parents = []string{api.NamespaceProfileName(ns)}
+		own = labelsFromMap(lbls, label{intern(api.LabelNamespace), intern(ns)})
+		parents = []istr{intern(api.NamespaceProfileName(ns))}
 	}
 	ps, bad := parseNets(nets)
-	c.setProblem("set:"+key, what, badNets("spec.nets", bad))
-	c.upsertEntity(&entity{key: key, kind: kind, own: own, parents: parents, nets: ps}, nil)
+	c.setEntityProblem(key, what, badNets("spec.nets", bad))
+	c.upsertEntity(&entity{key: key, kind: kind, own: own, parents: parents, nets: ps, node: intern("")}, nil)
+}
+
+// profileNames returns the profile names e lists (nil for none).
+func (e *entity) profileNames() []string {
+	if len(e.parents) == 0 {
+		return nil
+	}
+	out := make([]string, len(e.parents))
+	for i, p := range e.parents {
+		out[i] = p.Value()
+	}
+	return out
 }
 
 func badNets(field string, bad []string) string {
@@ -274,24 +293,15 @@ func badNets(field string, bad []string) string {
 
 // flatten computes the labels selectors see: own labels over the profiles' labels, first profile first.
 func (c *Calculator) flatten(e *entity) {
-	n := len(e.own)
-	for _, p := range e.parents {
-		if pr := c.profiles[p]; pr != nil {
-			n += len(pr.labels)
-		}
-	}
-	if n == len(e.own) {
-		e.labels = e.own
-		return
-	}
-	l := make(map[string]string, n)
+	var l labels
 	for i := len(e.parents) - 1; i >= 0; i-- {
-		if pr := c.profiles[e.parents[i]]; pr != nil {
-			maps.Copy(l, pr.labels)
+		if pr := c.profiles[e.parents[i].Value()]; pr != nil {
+			l = l.with(pr.ilabels)
 		}
 	}
-	maps.Copy(l, e.own)
-	e.labels = l
+	// With no profile labels the own slice is the flattened one; sharing it is safe, label sets are
+	// never written after they are built.
+	e.labels = l.with(e.own)
 }
 
 func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
@@ -302,15 +312,19 @@ func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
 		oldIface = prev.wep.Spec.InterfaceName
 	}
 	if old != nil {
+		e.id = old.id
 		c.unparent(old)
+	} else {
+		e.id = c.ids.get()
 	}
 	for _, p := range e.parents {
 		kids := c.profileKids[p]
-		if kids == nil {
-			kids = map[string]struct{}{}
-			c.profileKids[p] = kids
-		}
-		kids[e.key] = struct{}{}
+		kids.add(e.id)
+		c.profileKids[p] = kids
+	}
+	var parents []string
+	if e.local {
+		parents = e.profileNames()
 	}
 	c.all.upsert(e, old)
 	oldLocal := c.local.entities[e.key]
@@ -318,12 +332,12 @@ func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
 	case e.local:
 		if oldLocal == nil {
 			c.endpoints[e.key] = le
-			c.refProfiles(le, e.parents)
+			c.refProfiles(le, parents)
 		} else {
 			prev := c.endpoints[e.key]
 			le.profiles = prev.profiles
 			c.endpoints[e.key] = le
-			c.refProfiles(le, e.parents)
+			c.refProfiles(le, parents)
 		}
 		c.local.upsert(e, oldLocal)
 		c.seq.dirtyEndpoint(e.key)
@@ -337,9 +351,12 @@ func (c *Calculator) upsertEntity(e *entity, le *localEndpoint) {
 
 func (c *Calculator) unparent(e *entity) {
 	for _, p := range e.parents {
-		delete(c.profileKids[p], e.key)
-		if len(c.profileKids[p]) == 0 {
+		kids := c.profileKids[p]
+		kids.remove(e.id)
+		if kids.len() == 0 {
 			delete(c.profileKids, p)
+		} else {
+			c.profileKids[p] = kids
 		}
 	}
 }
@@ -363,22 +380,22 @@ func (c *Calculator) removeEntity(key string) {
 	}
 	c.unparent(e)
 	c.all.remove(key)
+	c.ids.put(e.id)
 	if e.kind == kindWorkload {
 		c.seq.routesDirty = true
 	}
-	for _, p := range []string{"wep:", "hep:", "set:"} {
-		c.setProblem(p+key, "", "")
-	}
+	c.setProblem(key, "", "")
 }
 
 // reparentKids re-flattens the labels of every entity that lists profile name (its labels changed): the
 // namespace label change case.
 func (c *Calculator) reparentKids(name string) {
-	for _, k := range slices.Sorted(maps.Keys(c.profileKids[name])) {
-		old := c.all.entities[k]
+	kids := c.profileKids[intern(name)]
+	for _, old := range c.all.sortedByKey(kids.appendTo(nil)) {
+		k := old.key
 		e := *old
 		c.flatten(&e)
-		if maps.Equal(e.labels, old.labels) {
+		if slices.Equal(e.labels, old.labels) {
 			continue
 		}
 		c.all.upsert(&e, old)
@@ -389,6 +406,19 @@ func (c *Calculator) reparentKids(name string) {
 }
 
 // ---- problems ----
+
+// setEntityProblem is setProblem for the entity key (entity keys, "wep/…", "hep/…", "ns/…", "gns/…",
+// are distinct from the other problem IDs), describing the object only when there is a problem: every
+// entity of the cluster comes through here.
+func (c *Calculator) setEntityProblem(key string, object func() string, reason string) {
+	if reason == "" {
+		if _, ok := c.problems[key]; ok {
+			c.setProblem(key, "", "")
+		}
+		return
+	}
+	c.setProblem(key, object(), reason)
+}
 
 func (c *Calculator) setProblem(id, object, reason string) {
 	if reason == "" {

@@ -301,7 +301,7 @@ func TestIndexAvoidsRescan(t *testing.T) {
 		idx.add("s"+string(rune('a'+i%26))+string(rune('a'+i/26)), mustParse("app == 'v"+string(rune('a'+i%26))+string(rune('a'+i/26))+"'"))
 	}
 	idx.add("any", mustParse("!has(x)"))
-	e := &entity{key: "e1", labels: map[string]string{"app": "vaa"}}
+	e := &entity{key: "e1", labels: labelsFromMap(map[string]string{"app": "vaa"})}
 	pop.upsert(e, nil)
 	slices.Sort(events)
 	if diff := cmp.Diff([]string{"+any e1", "+saa e1"}, events); diff != "" {
@@ -313,7 +313,7 @@ func TestIndexAvoidsRescan(t *testing.T) {
 		t.Errorf("candidates for one label value: %d selectors, want 1", len(cand))
 	}
 	events = nil
-	e2 := &entity{key: "e1", labels: map[string]string{"app": "vab", "x": "1"}}
+	e2 := &entity{key: "e1", labels: labelsFromMap(map[string]string{"app": "vab", "x": "1"})}
 	pop.upsert(e2, e)
 	slices.Sort(events)
 	if diff := cmp.Diff([]string{"+sab e1", "-any e1", "-saa e1"}, events); diff != "" {

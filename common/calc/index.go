@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/tortie-net/tortie/common/selector"
 )
@@ -20,74 +21,112 @@ const (
 
 // namedPort is one named port of an endpoint.
 type namedPort struct {
-	name  string
+	name  istr
 	proto uint8
 	port  uint16
 }
 
 // entity is anything a selector can match: workload and host endpoints (cluster-wide) and network sets.
 // labels is the flattened view selectors see: the entity's own labels (with the computed
-// projectcalico.org/* ones) over its profiles' labelsToApply, the first profile winning.
+// projectcalico.org/* ones) over its profiles' labelsToApply, the first profile winning. An entity is
+// immutable once it is in a population: a change replaces it (labels.go says why its fields are
+// interned).
 type entity struct {
 	key     string
+	id      uint32 // its number while it is in the calculation (idset.go)
 	kind    entityKind
-	own     map[string]string
-	parents []string
-	labels  map[string]string
+	local   bool
+	node    istr
+	own     labels
+	labels  labels
+	parents []istr // profile names, in the order the resource lists them
 	nets    []netip.Prefix
 	ports   []namedPort
-	node    string
-	local   bool
 }
 
-// population is a set of entities with an index from label name and value to entity keys, so that a new
+// population is a set of entities with an index from label name and value to entities, so that a new
 // selector is evaluated only against entities that can match it.
 type population struct {
 	entities map[string]*entity
-	byLabel  map[string]map[string]map[string]struct{} // label → value → entity keys
+	byID     []*entity               // by entity number (idset.go)
+	byLabel  map[istr]map[istr]idSet // label → value → entity numbers
 	indexes  []*selIndex
 }
 
 func newPopulation() *population {
-	return &population{entities: map[string]*entity{}, byLabel: map[string]map[string]map[string]struct{}{}}
+	return &population{entities: map[string]*entity{}, byLabel: map[istr]map[istr]idSet{}}
 }
 
-func (p *population) indexLabels(key string, labels map[string]string, add bool) {
-	for k, v := range labels {
-		vals := p.byLabel[k]
+func (p *population) indexLabels(e *entity, add bool) {
+	for _, l := range e.labels {
+		vals := p.byLabel[l.k]
 		if add {
 			if vals == nil {
-				vals = map[string]map[string]struct{}{}
-				p.byLabel[k] = vals
+				vals = map[istr]idSet{}
+				p.byLabel[l.k] = vals
 			}
-			keys := vals[v]
-			if keys == nil {
-				keys = map[string]struct{}{}
-				vals[v] = keys
-			}
-			keys[key] = struct{}{}
+			set := vals[l.v]
+			set.add(e.id)
+			vals[l.v] = set
 			continue
 		}
-		if keys := vals[v]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(vals, v)
-				if len(vals) == 0 {
-					delete(p.byLabel, k)
-				}
+		set, ok := vals[l.v]
+		if !ok {
+			continue
+		}
+		set.remove(e.id)
+		if set.len() > 0 {
+			vals[l.v] = set
+			continue
+		}
+		delete(vals, l.v)
+		if len(vals) == 0 {
+			delete(p.byLabel, l.k)
+		}
+	}
+}
+
+// withLabel returns the entities that have label (with one of values, when values is not nil), sorted
+// by key.
+func (p *population) withLabel(label string, values []string) []*entity {
+	var ids []uint32
+	vals := p.byLabel[intern(label)]
+	if values == nil {
+		for _, set := range vals {
+			ids = set.appendTo(ids)
+		}
+	} else {
+		for _, v := range values {
+			if set, ok := vals[intern(v)]; ok {
+				ids = set.appendTo(ids)
 			}
 		}
 	}
+	return p.sortedByKey(ids)
+}
+
+// sortedByKey returns the entities numbered ids, sorted by key.
+func (p *population) sortedByKey(ids []uint32) []*entity {
+	out := make([]*entity, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, p.byID[id])
+	}
+	slices.SortFunc(out, func(a, b *entity) int { return strings.Compare(a.key, b.key) })
+	return out
 }
 
 // upsert adds or replaces an entity (old is the value it replaces, nil for a new one) and re-evaluates
 // the selectors that could change their mind about it.
 func (p *population) upsert(e, old *entity) {
-	if old != nil {
-		p.indexLabels(old.key, old.labels, false)
+	if prev := p.entities[e.key]; prev != nil {
+		p.indexLabels(prev, false)
 	}
 	p.entities[e.key] = e
-	p.indexLabels(e.key, e.labels, true)
+	if int(e.id) >= len(p.byID) {
+		p.byID = append(p.byID, make([]*entity, int(e.id)+1-len(p.byID))...)
+	}
+	p.byID[e.id] = e
+	p.indexLabels(e, true)
 	for _, idx := range p.indexes {
 		idx.entityChanged(e, old)
 	}
@@ -102,7 +141,8 @@ func (p *population) remove(key string) {
 	for _, idx := range p.indexes {
 		idx.entityRemoved(e)
 	}
-	p.indexLabels(key, e.labels, false)
+	p.indexLabels(e, false)
+	p.byID[e.id] = nil
 	delete(p.entities, key)
 }
 
@@ -127,6 +167,8 @@ type selIndex struct {
 	byPresence   map[string]map[string]struct{}            // label → selector IDs
 	unrestricted map[string]struct{}
 	matchesOf    map[string]map[string]struct{} // entity key → selector IDs that match it
+	scratchSet   map[string]struct{}            // entityChanged's, between calls
+	scratchIDs   []string
 	onMatch      func(selID string, e *entity, matched bool)
 }
 
@@ -196,34 +238,19 @@ func (x *selIndex) add(id string, sel *selector.Selector) {
 	}
 	x.sels[id] = s
 	// Initial scan over the candidates only.
-	try := func(key string) {
-		e := x.pop.entities[key]
-		if e != nil && sel.Evaluate(e.labels) {
+	try := func(e *entity) {
+		if e != nil && sel.EvaluateLabels(e) {
 			x.setMatch(s, e, true)
 		}
 	}
-	switch {
-	case s.unrestricted:
+	if s.unrestricted {
 		for _, k := range slices.Sorted(maps.Keys(x.pop.entities)) {
-			try(k)
+			try(x.pop.entities[k])
 		}
-	case s.values != nil:
-		for _, v := range s.values {
-			for _, k := range slices.Sorted(maps.Keys(x.pop.byLabel[label][v])) {
-				try(k)
-			}
-		}
-	default:
-		var keys []string
-		for _, ks := range x.pop.byLabel[label] {
-			for k := range ks {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			try(k)
-		}
+		return
+	}
+	for _, e := range x.pop.withLabel(label, s.values) {
+		try(e)
 	}
 }
 
@@ -277,9 +304,10 @@ func (x *selIndex) setMatch(s *selEntry, e *entity, on bool) {
 	x.onMatch(s.id, e, on)
 }
 
-func (x *selIndex) candidates(labels map[string]string, into map[string]struct{}) {
-	for k, v := range labels {
-		for id := range x.byValue[k][v] {
+func (x *selIndex) candidates(ls labels, into map[string]struct{}) {
+	for _, l := range ls {
+		k := l.k.Value()
+		for id := range x.byValue[k][l.v.Value()] {
 			into[id] = struct{}{}
 		}
 		for id := range x.byPresence[k] {
@@ -291,7 +319,18 @@ func (x *selIndex) candidates(labels map[string]string, into map[string]struct{}
 // entityChanged re-evaluates the selectors that could match e now or matched it before. A selector that
 // keeps matching is told again (matched=true) so that it can pick up changed addresses or ports.
 func (x *selIndex) entityChanged(e, old *entity) {
-	cand := map[string]struct{}{}
+	// The candidate set and list are reused: one entity update at a time (a callback that re-entered
+	// would find nil and allocate its own), and a map per update is garbage among the entities kept.
+	cand, ids := x.scratchSet, x.scratchIDs[:0]
+	x.scratchSet, x.scratchIDs = nil, nil
+	if cand == nil {
+		cand = map[string]struct{}{}
+	}
+	defer func() {
+		clear(cand)
+		clear(ids)
+		x.scratchSet, x.scratchIDs = cand, ids[:0]
+	}()
 	for id := range x.unrestricted {
 		cand[id] = struct{}{}
 	}
@@ -299,10 +338,17 @@ func (x *selIndex) entityChanged(e, old *entity) {
 		cand[id] = struct{}{}
 	}
 	x.candidates(e.labels, cand)
-	for _, id := range slices.Sorted(maps.Keys(cand)) {
+	if len(cand) == 0 {
+		return
+	}
+	for id := range cand {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
 		s := x.sels[id]
 		_, was := s.matches[e.key]
-		now := s.sel.Evaluate(e.labels)
+		now := s.sel.EvaluateLabels(e)
 		switch {
 		case now:
 			x.setMatch(s, e, true)

@@ -81,7 +81,7 @@ func entityMembers(e *entity, spec ipsetSpec) []dpmodel.Member {
 	}
 	var out []dpmodel.Member
 	for _, p := range e.ports {
-		if p.name != spec.port || p.proto != spec.proto {
+		if p.name.Value() != spec.port || p.proto != spec.proto {
 			continue
 		}
 		for _, n := range e.nets {

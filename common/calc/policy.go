@@ -19,6 +19,7 @@ type profile struct {
 	name    string
 	exists  bool
 	labels  map[string]string
+	ilabels labels // labels, interned
 	ingress []api.Rule
 	egress  []api.Rule
 	users   int // local endpoints listing it
@@ -331,6 +332,7 @@ func (c *Calculator) setProfile(name string, p *api.Profile) {
 		pr.exists, pr.labels, pr.ingress, pr.egress = true, p.Spec.LabelsToApply, p.Spec.Ingress, p.Spec.Egress
 	}
 	if !maps.Equal(oldLabels, pr.labels) {
+		pr.ilabels = labelsFromMap(pr.labels)
 		c.reparentKids(name)
 	}
 	rulesChanged := oldExists != pr.exists || !reflect.DeepEqual(oldIn, pr.ingress) || !reflect.DeepEqual(oldOut, pr.egress)

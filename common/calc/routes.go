@@ -263,7 +263,7 @@ func (c *Calculator) desiredRoutes() (map[netip.Prefix]dpmodel.Route, map[string
 				continue
 			}
 			b, inBlock := r.blockFor(n.Addr())
-			rt := dpmodel.Route{Borrowed: inBlock && b.node != e.node}
+			rt := dpmodel.Route{Borrowed: inBlock && b.node != e.node.Value()}
 			withPool(&rt, n.Addr())
 			if e.local {
 				rt.Type = dpmodel.RouteLocalWorkload
@@ -277,7 +277,7 @@ func (c *Calculator) desiredRoutes() (map[netip.Prefix]dpmodel.Route, map[string
 				continue // covered by its node's block route
 			}
 			rt.Type = dpmodel.RouteRemoteWorkload
-			if via(&rt, n, e.node, nil) {
+			if via(&rt, n, e.node.Value(), nil) {
 				routes[n] = rt
 			}
 		}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -325,6 +327,15 @@ type held struct {
 	hash uint64
 }
 
+// ownKey returns k with strings of its own: a backend's key strings are often slices of a larger
+// string (etcd's whole key), which a held key would otherwise keep alive for as long as the object
+// exists, and, like the revision strings (cloned too), they sit among the snapshot's decoded objects,
+// whose memory pages one retained string each would keep from being returned. Namespaces are interned;
+// a map write replaces the stored key, so every write uses this.
+func ownKey(k Key) Key {
+	return Key{Kind: unique.Make(k.Kind).Value(), Namespace: unique.Make(k.Namespace).Value(), Name: strings.Clone(k.Name)}
+}
+
 // pending is the latest known state of a key not yet reconciled with the receiver; obj nil means the
 // key is gone (rev is then the revision of the deletion, or of the list that showed it gone).
 type pending struct {
@@ -341,10 +352,9 @@ type syncState struct {
 
 	synced  []bool
 	nSynced int
-	// present is, per kind, the keys the datastore holds as far as we know; a relist deletes the ones it
-	// does not see.
-	present []map[Key]struct{}
 
+	// held is what the receiver holds; with the pending keys it is also what the datastore holds as far
+	// as we know, which a relist compares with what it sees (kept once, not again per kind: memory).
 	held    map[Key]held
 	pending map[Key]pending
 	order   []Key // pending keys in first-touched order
@@ -357,12 +367,8 @@ func newSyncState(s *ListWatchSyncer, kinds []ListOptions) *syncState {
 		s:       s,
 		kinds:   kinds,
 		synced:  make([]bool, len(kinds)),
-		present: make([]map[Key]struct{}, len(kinds)),
 		held:    map[Key]held{},
 		pending: map[Key]pending{},
-	}
-	for i := range st.present {
-		st.present[i] = map[Key]struct{}{}
 	}
 	return st
 }
@@ -418,20 +424,33 @@ func (st *syncState) applySnapshot(w int, objs []api.Resource, rev string) {
 	if st.status == WaitForDatastore {
 		st.setStatus(ResyncInProgress)
 	}
-	kind := st.kinds[w].Kind
-	old := st.present[w]
+	opts := st.kinds[w]
 	now := make(map[Key]struct{}, len(objs))
 	for _, obj := range objs {
-		k := Key{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		k := Key{Kind: opts.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 		now[k] = struct{}{}
 		st.touch(k, pending{obj: obj, rev: obj.GetResourceVersion()})
 	}
-	for k := range old {
-		if _, ok := now[k]; !ok {
-			st.touch(k, pending{rev: rev})
+	// What the list no longer shows, of what this watch covers: keys held and not already going, and
+	// keys pending delivery.
+	inScope := func(k Key) bool {
+		_, seen := now[k]
+		return !seen && k.Kind == opts.Kind && (opts.Namespace == "" || k.Namespace == opts.Namespace)
+	}
+	var gone []Key
+	for k := range st.held {
+		if p, ok := st.pending[k]; inScope(k) && (!ok || p.obj != nil) {
+			gone = append(gone, k)
 		}
 	}
-	st.present[w] = now
+	for k, p := range st.pending {
+		if _, ok := st.held[k]; !ok && p.obj != nil && inScope(k) {
+			gone = append(gone, k)
+		}
+	}
+	for _, k := range gone {
+		st.touch(k, pending{rev: rev})
+	}
 	if !st.synced[w] {
 		st.synced[w] = true
 		st.nSynced++
@@ -450,14 +469,12 @@ func (st *syncState) applyEvent(w int, ev WatchEvent) {
 			st.s.opts.logger.Warn("ignoring watch event without an object", "key", k.String(), "type", ev.Type.String())
 			return
 		}
-		st.present[w][k] = struct{}{}
 		rev := ev.Object.GetResourceVersion()
 		if rev == "" {
 			rev = ev.Revision
 		}
 		st.touch(k, pending{obj: ev.Object, rev: rev})
 	case Deleted:
-		delete(st.present[w], k)
 		st.touch(k, pending{rev: ev.Revision})
 	}
 }
@@ -489,12 +506,12 @@ func (st *syncState) flush() {
 			delete(st.held, k)
 			ups = append(ups, Update{Type: UpdateDeleted, Key: k, Revision: p.rev})
 		case !had:
-			st.held[k] = held{rev: p.rev, hash: contentHash(p.obj)}
+			st.held[ownKey(k)] = held{rev: strings.Clone(p.rev), hash: contentHash(p.obj)}
 			ups = append(ups, Update{Type: UpdateNew, Key: k, Value: p.obj, Revision: p.rev})
 		case h.rev == p.rev:
 		default:
 			sum := contentHash(p.obj)
-			st.held[k] = held{rev: p.rev, hash: sum}
+			st.held[ownKey(k)] = held{rev: strings.Clone(p.rev), hash: sum}
 			if sum != h.hash {
 				ups = append(ups, Update{Type: UpdateModified, Key: k, Value: p.obj, Revision: p.rev})
 			}

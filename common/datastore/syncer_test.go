@@ -354,6 +354,57 @@ func TestSyncerNamespaceScope(t *testing.T) {
 	})
 }
 
+// TestSyncerRelistDeletesOnlyItsScope: two watches of one kind in two namespaces; objects deleted
+// while the watches are held back are removed by the relists, and a relist never removes what the
+// other watch covers (the keys a relist compares with are derived from what the receiver holds).
+func TestSyncerRelistDeletesOnlyItsScope(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memory.New()
+		a1 := mustCreate(t, mem, dstest.NetworkPolicy(dstest.NamespaceA, "np1"))
+		a2 := mustCreate(t, mem, dstest.NetworkPolicy(dstest.NamespaceA, "np2"))
+		b1 := mustCreate(t, mem, dstest.NetworkPolicy(dstest.NamespaceB, "np1"))
+		b2 := mustCreate(t, mem, dstest.NetworkPolicy(dstest.NamespaceB, "np2"))
+		f := dstest.NewFaulty(mem)
+		kinds := []datastore.ListOptions{
+			{Kind: api.KindNetworkPolicy, Namespace: dstest.NamespaceA},
+			{Kind: api.KindNetworkPolicy, Namespace: dstest.NamespaceB},
+		}
+		c, stop := run(t, f, kinds)
+		defer stop()
+		settle()
+		if c.Len() != 4 {
+			t.Fatalf("receiver holds %d objects, want 4", c.Len())
+		}
+		mark := c.Mark()
+		f.HoldWatches()
+		settle()
+		mustDelete(t, mem, a2)
+		mustDelete(t, mem, b1)
+		if err := mem.Compact(mem.Revision()); err != nil {
+			t.Fatal(err)
+		}
+		f.ReleaseWatches()
+		settle()
+		got := dstest.Summary(c.UpdatesSince(mark))
+		want := dstest.Summary([]datastore.Update{
+			{Type: datastore.UpdateDeleted, Key: key(a2)},
+			{Type: datastore.UpdateDeleted, Key: key(b1)},
+		})
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("updates after the relists:\n got %q\nwant %q", got, want)
+		}
+		for _, o := range []api.Resource{a1, b2} {
+			if _, ok := c.Get(key(o)); !ok {
+				t.Errorf("%s lost", key(o))
+			}
+		}
+		dstest.WantMatchesList(t, c, mem, kinds)
+		dstest.WantNoProblems(t, c)
+	})
+}
+
 func TestSyncerRejectsBadKinds(t *testing.T) {
 	for _, tc := range []struct {
 		kinds []datastore.ListOptions

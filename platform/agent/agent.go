@@ -82,6 +82,7 @@ type Agent struct {
 
 	mu          sync.Mutex
 	desired     *dpmodel.State // everything the calculation emitted
+	changed     *dpmodel.Keys  // objects of desired that changed since the last Apply took them
 	pendingN    int            // updates emitted since the last Apply took them
 	status      datastore.Status
 	everInSync  bool
@@ -96,8 +97,10 @@ type Agent struct {
 	started chan struct{}
 	addrs   [2]string // health, metrics
 
-	// Owned by the loop goroutine.
-	sent *dpmodel.State // what was handed to the dataplane
+	// Owned by the loop goroutine (read under mu, with desired). The objects handed to the dataplane,
+	// by identity only: their values are desired's as of the last hand-off, and changed says which
+	// may differ since, so no copy of what was sent is kept (dpmodel.DiffKeys).
+	held *dpmodel.Keys
 }
 
 // New checks the options and returns an Agent ready to Run.
@@ -116,7 +119,7 @@ func New(o Options) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{o: o, log: log, calc: o.Calculator, health: o.Health, desired: dpmodel.NewState(), sent: dpmodel.NewState(),
+	a := &Agent{o: o, log: log, calc: o.Calculator, health: o.Health, desired: dpmodel.NewState(), changed: dpmodel.NewKeys(), held: dpmodel.NewKeys(),
 		kick: make(chan struct{}, 1), started: make(chan struct{})}
 	if a.health == nil {
 		a.health = health.New(nil)
@@ -258,7 +261,9 @@ func (a *Agent) record(us []dpmodel.Update) {
 			// A bug in the calculation: the update is skipped (the dataplane would refuse it too).
 			a.calcErrs++
 			a.log.Error("calculation broke the dataplane contract; update skipped", "update", u.Kind(), "error", err.Error())
+			continue
 		}
+		a.changed.Add(u)
 	}
 	a.pendingN += len(us)
 	n := a.pendingN
@@ -477,15 +482,12 @@ func (a *Agent) loop(ctx context.Context, syncDone <-chan struct{}, syncErr func
 // apply hands the dataplane what changed since the last call and applies it.
 func (a *Agent) apply(ctx context.Context, dp platform.Dataplane) error {
 	a.mu.Lock()
-	diff := dpmodel.Diff(a.sent, a.desired)
+	diff := dpmodel.DiffKeys(a.held, a.changed, a.desired)
+	a.changed.Clear()
 	a.pendingN = 0
 	rev := a.seenRev
 	a.mu.Unlock()
 	a.m.pending.Set(0)
-	if err := a.sent.ApplyAll(diff); err != nil {
-		// Diff respects the contract by construction; this is a bug in dpmodel.
-		return fmt.Errorf("agent: recording what was sent: %w", err)
-	}
 	for _, u := range diff {
 		dp.OnUpdate(u)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,9 +36,12 @@ import (
 //
 // The cluster: one IP pool, 100 nodes, N WorkloadEndpoints spread over them (N/100 on the agent's node).
 const (
-	childEnv      = "TORTIE_AGENT_BENCH_CHILD" // "agent" or "syncer"
-	childEtcdEnv  = "TORTIE_AGENT_BENCH_ETCD"
-	childPfxEnv   = "TORTIE_AGENT_BENCH_PREFIX"
+	childEnv     = "TORTIE_AGENT_BENCH_CHILD" // "agent" or "syncer"
+	childEtcdEnv = "TORTIE_AGENT_BENCH_ETCD"
+	childPfxEnv  = "TORTIE_AGENT_BENCH_PREFIX"
+	// childProfEnv, when set, names a file the child writes its heap profile to after the measurement
+	// (go tool pprof -sample_index=inuse_space): what the settled process retains.
+	childProfEnv  = "TORTIE_AGENT_BENCH_HEAPPROFILE"
 	benchNodes    = 100
 	benchNodeName = "node-0"
 )
@@ -99,15 +103,17 @@ func benchMemory(b *testing.B, mode string) {
 		b.Run(fmt.Sprintf("endpoints=%dk", n/1000), func(b *testing.B) {
 			endpoints := testenv.Etcd(b)
 			prefix := seedCluster(b, endpoints, n)
-			var rss, heap, peak float64
+			sum := map[string]float64{}
 			b.ResetTimer()
 			for range b.N {
-				r, h, p := runChild(b, mode, endpoints, prefix)
-				rss, heap, peak = rss+r, heap+h, peak+p
+				for k, v := range runChild(b, mode, endpoints, prefix) {
+					sum[k] += v
+				}
 			}
-			b.ReportMetric(rss/float64(b.N)/(1<<20), "rss-MiB")
-			b.ReportMetric(heap/float64(b.N)/(1<<20), "heap-MiB")
-			b.ReportMetric(peak/float64(b.N)/(1<<20), "peak-rss-MiB")
+			b.ReportMetric(sum["rss"]/float64(b.N)/(1<<20), "rss-MiB")
+			b.ReportMetric(sum["heap"]/float64(b.N)/(1<<20), "heap-MiB")
+			b.ReportMetric(sum["live"]/float64(b.N)/(1<<20), "live-heap-MiB")
+			b.ReportMetric(sum["peak"]/float64(b.N)/(1<<20), "peak-rss-MiB")
 		})
 	}
 }
@@ -115,8 +121,10 @@ func benchMemory(b *testing.B, mode string) {
 func BenchmarkAgentRSS(b *testing.B)          { benchMemory(b, "agent") }
 func BenchmarkSyncerSnapshotRSS(b *testing.B) { benchMemory(b, "syncer") }
 
-// runChild runs the measured process and returns its RSS and heap in bytes.
-func runChild(b *testing.B, mode string, endpoints []string, prefix string) (rss, heap, peak float64) {
+// runChild runs the measured process and returns its measurement in bytes: "rss" (settled VmRSS),
+// "heap" (spans in use), "peak" (VmHWM) and "live" (the heap's live objects; heap - live is what
+// fragmentation costs).
+func runChild(b *testing.B, mode string, endpoints []string, prefix string) map[string]float64 {
 	b.Helper()
 	cmd := exec.CommandContext(b.Context(), os.Args[0], "-test.run=^$") //nolint:gosec // re-executing this test binary
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childEtcdEnv+"="+strings.Join(endpoints, ","), childPfxEnv+"="+prefix)
@@ -127,22 +135,30 @@ func runChild(b *testing.B, mode string, endpoints []string, prefix string) (rss
 	}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 6 && f[0] == "rss" && f[2] == "heap" && f[4] == "peak" {
-			r, err1 := strconv.ParseFloat(f[1], 64)
-			h, err2 := strconv.ParseFloat(f[3], 64)
-			p, err3 := strconv.ParseFloat(f[5], 64)
-			if err1 == nil && err2 == nil && err3 == nil {
-				return r, h, p
-			}
+		f := strings.Fields(sc.Text())
+		if len(f) != 8 || f[0] != "rss" {
+			continue
 		}
+		m := map[string]float64{}
+		for i := 0; i < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i+1], 64)
+			if err != nil {
+				b.Fatalf("child %s: %q: %v", mode, sc.Text(), err)
+			}
+			m[f[i]] = v
+		}
+		return m
 	}
 	b.Fatalf("child %s printed no measurement: %q", mode, out)
-	return 0, 0, 0
+	return nil
 }
 
-// benchChild is the measured process: it prints "rss <bytes> heap <bytes>" once the agent is ready (or
-// the syncer in sync), after a garbage collection.
+// benchChild is the measured process: it prints "rss <bytes> heap <bytes> peak <bytes> live <bytes>"
+// once the agent is ready (or the syncer in sync), after a garbage collection.
 func benchChild(mode string) int {
+	if os.Getenv(childProfEnv) != "" {
+		runtime.MemProfileRate = 1 // every allocation: the profile attributes what is retained exactly
+	}
 	be, err := etcd.New(etcd.Config{Endpoints: strings.Split(os.Getenv(childEtcdEnv), ","), Prefix: os.Getenv(childPfxEnv),
 		RequestTimeout: 30 * time.Second})
 	if err != nil {
@@ -200,8 +216,29 @@ func benchChild(mode string) int {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("rss %d heap %d peak %d\n", procStatus("VmRSS:"), ms.HeapInuse, procStatus("VmHWM:"))
+	fmt.Printf("rss %d heap %d peak %d live %d\n", procStatus("VmRSS:"), ms.HeapInuse, procStatus("VmHWM:"), ms.HeapAlloc)
+	if path := os.Getenv(childProfEnv); path != "" {
+		if err := writeHeapProfile(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	return 0
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path) //nolint:gosec // a path the benchmark's user chose
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return nil
 }
 
 // rawSnapshot is the baseline receiver: it keeps every object the syncer delivers.

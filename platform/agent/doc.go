@@ -5,12 +5,14 @@
 //	                                      everything         → Calculator → desired dpmodel.State
 //	                                                                      │ one-slot kick
 //	loop (own goroutine, owns the Dataplane) ◀────────────────────────────┘
-//	  Diff(sent, desired) → Dataplane.OnUpdate… → Dataplane.Apply
+//	  DiffKeys(held, changed, desired) → Dataplane.OnUpdate… → Dataplane.Apply
 //
-// Batching and coalescing: the calculation's updates are applied to a desired state as they come; the
-// loop hands the dataplane dpmodel.Diff(what it sent, desired), so an object changed ten times between
-// two Applies is sent once, an object added and removed is not sent at all, and the ordering contract
-// holds by construction.
+// Batching and coalescing: the calculation's updates are applied to a desired state as they come, and
+// the identity of each object they touch is recorded (changed). The loop hands the dataplane
+// dpmodel.DiffKeys: the current value of each changed object, or its removal when the dataplane holds
+// it (held: identities only, no second copy of the state). So an object changed ten times between two
+// Applies is sent once, an object added and removed is not sent at all, and the ordering contract holds
+// by construction. (An object changed and changed back is sent again; Apply is idempotent.)
 //
 // Rate limit: Applies are at least DataplaneApplyMinInterval apart (default 100 ms, Felix's leaky
 // bucket refill). Nothing is applied before the syncer's first InSync (the dataplane would otherwise
