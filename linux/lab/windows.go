@@ -111,7 +111,7 @@ func writeWinCNIBin(dir, bin string) error {
 	}
 	for _, name := range []string{"tortie", "tortie-ipam"} {
 		if err := os.Symlink(abs, filepath.Join(d, name)); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("Windows CNI plugin directory: %w", err)
+			return fmt.Errorf("the Windows CNI plugin directory: %w", err)
 		}
 	}
 	return nil

@@ -243,7 +243,7 @@ func (w *winProber) wait(ctx context.Context, timeout time.Duration, m func(*cap
 	select {
 	case <-wt.ch:
 		cancel()
-		<-sendErr
+		_ = <-sendErr // the packet arrived: how the sender stopped does not matter
 		return nil
 	case <-ctx.Done():
 		err := <-sendErr
