@@ -238,16 +238,20 @@ func (w *winProber) wait(ctx context.Context, timeout time.Duration, m func(*cap
 	}()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sendErr := make(chan error, 1)
-	go func() { sendErr <- send(ctx) }()
+	var sendErr error
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		sendErr = send(ctx)
+	}()
 	select {
 	case <-wt.ch:
 		cancel()
-		_ = <-sendErr // the packet arrived: how the sender stopped does not matter
+		<-sent // the packet arrived: how the sender stopped does not matter
 		return nil
 	case <-ctx.Done():
-		err := <-sendErr
-		return errors.Join(errors.New("no packet arrived"), err)
+		<-sent
+		return errors.Join(errors.New("no packet arrived"), sendErr)
 	}
 }
 
