@@ -469,6 +469,9 @@ func makeNode(dir string, s *State, n *Node) error {
 	}); err != nil {
 		return fmt.Errorf("node %s: forwarding: %w", n.Name, err)
 	}
+	if n.OS == OSWindows {
+		return writeWindowsConf(dir, s, n) // windows.go
+	}
 	conf := map[string]any{
 		"cniVersion": "1.1.0",
 		"name":       "k8s-pod-network",

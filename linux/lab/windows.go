@@ -69,7 +69,7 @@ func fakeHNSPath(dir string, n *Node) string { return filepath.Join(nodeDir(dir,
 
 // makeWindowsNodes adds o.WindowsNodes Windows nodes (w1..wN) after the Linux nodes: each a network
 // namespace on the underlay, a fake HNS reporting the node's address as its provider address, and the
-// Windows CNI configuration.
+// Windows CNI configuration (makeNode).
 func makeWindowsNodes(dir string, s *State, o UpOptions) error {
 	if o.WindowsNodes == 0 {
 		return nil
@@ -91,9 +91,6 @@ func makeWindowsNodes(dir string, s *State, o UpOptions) error {
 		}
 		if _, err := hcnfake.Open(fakeHNSPath(dir, n), hcnfake.Options{ProviderAddress: n.IP.Addr()}); err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
-		}
-		if err := writeWindowsConf(dir, s, n); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -117,8 +114,8 @@ func writeWinCNIBin(dir, bin string) error {
 	return nil
 }
 
-// writeWindowsConf replaces the node's CNI configuration with the Windows one (no MTU: the agent sets
-// the endpoints' encapsulation overhead).
+// writeWindowsConf writes a Windows node's CNI configuration (makeNode): the Windows plugin on the
+// etcd datastore, no MTU (the agent sets the endpoints' encapsulation overhead).
 func writeWindowsConf(dir string, s *State, n *Node) error {
 	conf := map[string]any{
 		"cniVersion": "1.1.0",
