@@ -149,7 +149,7 @@ func (a *app) up() *cobra.Command {
 		podCIDR, underlay string
 	)
 	cmd := &cobra.Command{
-		Use:   "up [--nodes N] [--pod-cidr CIDR] [--encap vxlan|vxlan-crosssubnet|ipip|none] [--datastore embedded|etcd|kubernetes]",
+		Use:   "up [--nodes N] [--pod-cidr CIDR] [--encap vxlan|vxlan-crosssubnet|ipip|none] [--datastore embedded|etcd|kubernetes] [--windows-nodes N]",
 		Short: "create the lab and wait until every agent is ready",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -171,6 +171,7 @@ func (a *app) upFlags(cmd *cobra.Command, o *lab.UpOptions, podCIDR, underlay *s
 	fl.StringVar(&o.Datastore, "datastore", "embedded", "datastore: embedded (etcd in a tortie-lab process) or etcd (Debian's etcd); kubernetes is not supported yet")
 	fl.StringVar(&o.Dataplane, "dataplane", "auto", "the agents' dataplane: auto (linux when tortie-node has it, else fake), linux or fake")
 	fl.StringVar(underlay, "underlay", lab.DefaultUnderlay.String(), "the nodes' subnet on the bridge tlab0")
+	fl.IntVar(&o.WindowsNodes, "windows-nodes", 0, "Windows nodes w1..wN beside the Linux ones: the Windows dataplane and CNI on a fake HNS (needs --encap vxlan)")
 }
 
 func (a *app) upOptions(o *lab.UpOptions, podCIDR, underlay string) error {
@@ -182,6 +183,9 @@ func (a *app) upOptions(o *lab.UpOptions, podCIDR, underlay string) error {
 		return usageError{fmt.Errorf("--underlay=%q: want a CIDR such as 172.31.0.0/24", underlay)}
 	}
 	o.NodeBin, o.CNIBin, o.LabBin = a.findBin("tortie-node"), a.findBin("tortie-cni"), a.self()
+	if o.WindowsNodes > 0 {
+		o.WinNodeBin, o.WinCNIBin = a.findBin(lab.WinNodeBinName), a.findBin(lab.WinCNIBinName)
+	}
 	if o.Datastore == "etcd" {
 		o.EtcdBin = a.env.Getenv("TORTIE_ETCD")
 		if o.EtcdBin == "" {

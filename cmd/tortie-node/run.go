@@ -25,7 +25,6 @@ import (
 	"github.com/tortie-net/tortie/platform/agent"
 	"github.com/tortie-net/tortie/platform/fake"
 	windp "github.com/tortie-net/tortie/windows/dataplane"
-	"github.com/tortie-net/tortie/windows/hcn"
 )
 
 // Dataplane names for --dataplane.
@@ -92,9 +91,9 @@ func newDataplane(name string, getenv func(string) string, mtuFile string, log *
 	case dataplaneLinux:
 		return newLinuxDataplane(getenv, mtuFile, log)
 	case dataplaneWindows:
-		if runtime.GOOS != "windows" {
-			return nil, errors.New("the windows dataplane programs HNS and runs only on Windows nodes; " +
-				"use --dataplane fake to run the agent without programming the host")
+		hns, err := openHNS(getenv) // hns_default.go; hns_fakehns_linux.go in a tortie_fakehns build
+		if err != nil {
+			return nil, err
 		}
 		var cidrs []netip.Prefix
 		if v, from := config.Lookup(getenv, "K8S_SERVICE_CIDR"); v != "" {
@@ -107,7 +106,7 @@ func newDataplane(name string, getenv func(string) string, mtuFile string, log *
 			}
 		}
 		adapter, _ := config.Lookup(getenv, "VXLAN_ADAPTER")
-		return windp.New(windp.Options{API: hcn.New(), Logger: log, ServiceCIDRs: cidrs, AdapterName: adapter}), nil
+		return windp.New(windp.Options{API: hns, Logger: log, ServiceCIDRs: cidrs, AdapterName: adapter}), nil
 	}
 	return nil, usageError{fmt.Errorf("--dataplane=%q: use fake, linux or windows", name)}
 }
@@ -151,6 +150,7 @@ func runAgent(ctx context.Context, env *Env, o RunOptions) error {
 		Backend: be, DatastoreType: dsType, Env: env.Getenv, Interfaces: env.Interfaces, Kube: kc,
 		Files:  node.Files{NodenameFile: f.nodenameFile, TortieNodenameFile: f.tortieNodenameFile, MTUFile: f.mtuFile},
 		Logger: log.With("component", "startup"), NodeWaitTimeout: f.nodeWaitTimeout, Hostname: env.Hostname,
+		GOOS: startupGOOS(o.Dataplane),
 	})
 	if err != nil {
 		return fmt.Errorf("node startup failed: %w", err)

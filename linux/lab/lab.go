@@ -309,17 +309,17 @@ func (l *Lab) touchMarker(ctx context.Context) (int64, error) {
 func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 	printf(w, "datastore %s (%s, pid %d, %s)  pods %s  encap %s  dataplane %s\n\n", l.s.EtcdURL, l.s.Datastore, l.s.Etcd.PID,
 		aliveWord(l.s.Etcd.Alive()), l.s.PodCIDR, l.s.Encap, l.s.Dataplane)
-	printf(w, "%-6s %-15s %-8s %-8s %-34s\n", "NODE", "ADDRESS", "PID", "PROCESS", "AGENT")
+	printf(w, "%-6s %-8s %-15s %-8s %-8s %-34s\n", "NODE", "OS", "ADDRESS", "PID", "PROCESS", "AGENT")
 	for _, n := range l.s.Nodes {
 		if n.Removed {
-			printf(w, "%-6s %-15s %-8s %-8s %s\n", n.Name, n.IP.Addr(), "-", "removed", "-")
+			printf(w, "%-6s %-8s %-15s %-8s %-8s %s\n", n.Name, nodeOS(n), n.IP.Addr(), "-", "removed", "-")
 			continue
 		}
 		agent := "unreachable"
 		if st, err := agentStatus(ctx, n); err == nil {
 			agent = fmt.Sprintf("ready=%t datastore=%s revision=%d", st.Ready, st.Datastore, st.AppliedRevision)
 		}
-		printf(w, "%-6s %-15s %-8d %-8s %s\n", n.Name, n.IP.Addr(), n.Agent.PID, aliveWord(n.Agent.Alive()), agent)
+		printf(w, "%-6s %-8s %-15s %-8d %-8s %s\n", n.Name, nodeOS(n), n.IP.Addr(), n.Agent.PID, aliveWord(n.Agent.Alive()), agent)
 	}
 	printf(w, "\n%-14s %-5s %-15s %-8s %-40s %s\n", "POD", "NODE", "ADDRESS", "SERVER", "PORTS", "LABELS")
 	for _, p := range l.s.sortedPods() {
@@ -327,7 +327,7 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 		for _, pt := range p.Ports {
 			ports = append(ports, fmt.Sprintf("%d/%s", pt.Port, pt.Protocol))
 		}
-		printf(w, "%-14s %-5s %-15s %-8s %-40s %s\n", p.ID(), l.s.Nodes[p.Node-1].Name, p.IP, aliveWord(p.Server.Alive()),
+		printf(w, "%-14s %-5s %-15s %-8s %-40s %s\n", p.ID(), l.s.Nodes[p.Node-1].Name, p.IP, serverWord(p),
 			strings.Join(ports, ","), labelString(p.Labels))
 	}
 	if len(l.s.Namespaces) > 0 {

@@ -121,6 +121,9 @@ func (l *Lab) AddPod(ctx context.Context, id string, o PodOptions) (err error) {
 	l.s.Seq++
 	p := &Pod{Namespace: ns, Name: name, Node: o.Node, Labels: o.Labels, Ports: o.Ports,
 		ContainerID: fmt.Sprintf("%016x%048x", time.Now().UnixNano(), l.s.Seq), NetNS: fmt.Sprintf("%s-p%d", NamePrefix, l.s.Seq)}
+	if node.OS == OSWindows {
+		return l.addWindowsPod(ctx, node, p, o.IP) // windows.go
+	}
 	conf, err := l.conflist(node)
 	if err != nil {
 		return err
@@ -267,6 +270,9 @@ func (l *Lab) DeletePod(ctx context.Context, id string) error {
 		return err
 	}
 	node := l.s.Nodes[p.Node-1]
+	if node.OS == OSWindows {
+		return l.deleteWindowsPod(ctx, node, p) // windows.go
+	}
 	conf, err := l.conflist(node)
 	if err != nil {
 		return err

@@ -38,6 +38,9 @@ type ProbeOptions struct {
 type Matrix struct {
 	Pods    []string            `json:"pods"`
 	Results map[string][]string `json:"results"`
+	// AnsweredBy marks the pods whose cells are not decided purely by real packets: pods on Windows
+	// nodes, AnsweredByFake (windowsprobe.go). Absent when every cell is.
+	AnsweredBy map[string]string `json:"answeredBy,omitempty"`
 }
 
 // Text renders the matrices as text: a header per key, one line per source.
@@ -53,6 +56,7 @@ func (m *Matrix) Text() string {
 			fmt.Fprintf(&b, "%-*s %s\n", w, m.Pods[i], row)
 		}
 	}
+	b.WriteString(m.legend())
 	return b.String()
 }
 
@@ -157,6 +161,12 @@ func (l *Lab) Probe(ctx context.Context, o ProbeOptions) (*Matrix, error) {
 		}
 		grid[key] = rows
 	}
+	wp, err := l.newWinProber(ctx) // windowsprobe.go: cells with a pod on a Windows node
+	if err != nil {
+		return nil, err
+	}
+	defer wp.close()
+	m.AnsweredBy = wp.answeredBy(pods)
 	sem := make(chan struct{}, o.Parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -170,7 +180,12 @@ func (l *Lab) Probe(ctx context.Context, o ProbeOptions) (*Matrix, error) {
 				wg.Go(func() {
 					sem <- struct{}{}
 					defer func() { <-sem }()
-					ok := probeOne(ctx, s.NetNS, d.IP, d.ID(), *t, o.Timeout) == nil
+					var ok bool
+					if wp.handles(s, d) {
+						ok = wp.probe(ctx, s, d, *t, o.Timeout) == nil
+					} else {
+						ok = probeOne(ctx, s.NetNS, d.IP, d.ID(), *t, o.Timeout) == nil
+					}
 					mu.Lock()
 					grid[key][si][di] = map[bool]byte{true: '.', false: 'X'}[ok]
 					mu.Unlock()
@@ -270,7 +285,9 @@ func (m *Matrix) WriteJSON(w io.Writer) error {
 		}
 		b.WriteByte(']')
 	}
-	b.WriteString("}}\n")
+	b.WriteString("}")
+	b.WriteString(m.answeredByJSON())
+	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -52,6 +52,10 @@ type State struct {
 	// --datastore etcd.
 	LabBin  string `json:"labBin"`
 	EtcdBin string `json:"etcdBin,omitempty"`
+	// WinNodeBin and WinCNIBin are the tortie_fakehns builds of tortie-node and tortie-cni the Windows
+	// nodes run (windows.go).
+	WinNodeBin string `json:"winNodeBin,omitempty"`
+	WinCNIBin  string `json:"winCNIBin,omitempty"`
 	// Etcd is the datastore's process and client URL.
 	Etcd    Proc    `json:"etcd"`
 	EtcdURL string  `json:"etcdURL"`
@@ -82,6 +86,8 @@ type Node struct {
 	Agent    Proc   `json:"agent"`
 	// Removed: `node del` took the node away; `node add` brings it back.
 	Removed bool `json:"removed,omitempty"`
+	// OS is "windows" for a Windows node (windows.go: `up --windows-nodes`), empty for Linux.
+	OS string `json:"os,omitempty"`
 }
 
 // Port is one port a pod serves.
@@ -104,6 +110,9 @@ type Pod struct {
 	ContainerID string            `json:"containerID"`
 	NetNS       string            `json:"netns"`
 	Server      Proc              `json:"server"`
+	// HNSNamespace is a Windows pod's sandbox: the HNS namespace in its node's fake HNS (it has no
+	// network namespace or server; windows.go).
+	HNSNamespace string `json:"hnsNamespace,omitempty"`
 }
 
 // ID is "ns/name".

@@ -59,6 +59,10 @@ type UpOptions struct {
 	NodeBin, CNIBin, LabBin, EtcdBin string
 	// ReadyTimeout bounds the wait for every agent to be ready (default 2 minutes).
 	ReadyTimeout time.Duration
+	// WindowsNodes adds Windows nodes (windows.go), run by WinNodeBin and WinCNIBin (tortie_fakehns
+	// builds).
+	WindowsNodes          int
+	WinNodeBin, WinCNIBin string
 }
 
 func oneOf(flag, v string, allowed []string) error {
@@ -100,6 +104,9 @@ func (o *UpOptions) Check() error {
 	}
 	if o.Datastore == "etcd" && o.EtcdBin == "" {
 		return errors.New("--datastore=etcd: no etcd binary (apt-get install etcd-server, or set TORTIE_ETCD)")
+	}
+	if err := o.checkWindows(); err != nil {
+		return err
 	}
 	for what, p := range map[string]string{"tortie-node": o.NodeBin, "tortie-cni": o.CNIBin, "tortie-lab": o.LabBin} {
 		if p == "" {
@@ -192,6 +199,9 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 			return err
 		}
 	}
+	if err := makeWindowsNodes(dir, s, o); err != nil {
+		return err
+	}
 	s.Dataplane = o.Dataplane
 	if s.Dataplane == "auto" {
 		s.Dataplane = detectDataplane(ctx, o.NodeBin, s.Nodes[0].NetNS)
@@ -201,7 +211,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 		}
 	}
 	for _, n := range s.Nodes {
-		progress("node %s (%s): tortie-node run --dataplane %s", n.Name, n.IP.Addr(), s.Dataplane)
+		progress("node %s (%s): tortie-node run --dataplane %s", n.Name, n.IP.Addr(), agentDataplane(s, n))
 		if err := startAgent(dir, s, n); err != nil {
 			return err
 		}
@@ -459,6 +469,9 @@ func makeNode(dir string, s *State, n *Node) error {
 	}); err != nil {
 		return fmt.Errorf("node %s: forwarding: %w", n.Name, err)
 	}
+	if n.OS == OSWindows {
+		return writeWindowsConf(dir, s, n) // windows.go
+	}
 	conf := map[string]any{
 		"cniVersion": "1.1.0",
 		"name":       "k8s-pod-network",
@@ -515,6 +528,9 @@ func nodeEnv(s *State, n *Node) []string {
 }
 
 func startAgent(dir string, s *State, n *Node) error {
+	if n.OS == OSWindows {
+		return startWindowsAgent(dir, s, n)
+	}
 	nd := nodeDir(dir, n)
 	p, err := startDetached(n.NetNS, filepath.Join(nd, "tortie-node.log"), nodeEnv(s, n), nil, s.NodeBin,
 		"run", "--dataplane", s.Dataplane,
