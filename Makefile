@@ -74,10 +74,17 @@ test: ## install what is needed (fresh Debian ok), then run unit, root-only (net
 lab: ## the demo (root): a 3-node tortie cluster in network namespaces, policies applied step by step (installs what it needs)
 	@[[ "$$(id -u)" == 0 ]] || { echo "make lab: needs root (network namespaces, a bridge); run it as root" >&2; exit 1; }
 	bash ci/deps.sh
+	$(MAKE) --no-print-directory lab-build
+	$(BIN)/linux-amd64/tortie-lab demo
+
+.PHONY: lab-build
+lab-build: ## build tortie-lab and the binaries it runs, with the fake-HNS builds for --windows-nodes, into bin/linux-amd64
 	@mkdir -p $(BIN)/linux-amd64
 	@echo "build $(BIN)/linux-amd64/{tortie-lab,tortie-node,tortie-cni}"
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/ ./cmd/tortie-lab ./cmd/tortie-node ./cmd/tortie-cni
-	$(BIN)/linux-amd64/tortie-lab demo
+	@echo "build $(BIN)/linux-amd64/{tortie-node-fakehns,tortie-cni-fakehns} (tortie_fakehns: the Windows dataplane and CNI on a fake HNS)"
+	CGO_ENABLED=0 $(GO) build -tags tortie_fakehns -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/tortie-node-fakehns ./cmd/tortie-node
+	CGO_ENABLED=0 $(GO) build -tags tortie_fakehns -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/tortie-cni-fakehns ./cmd/tortie-cni
 
 .PHONY: ci
 ci: test ## what CI runs
