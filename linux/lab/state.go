@@ -60,6 +60,8 @@ type State struct {
 	Namespaces map[string]map[string]string `json:"namespaces"`
 	// Pods by "ns/name".
 	Pods map[string]*Pod `json:"pods"`
+	// ServiceAccounts maps "ns/name" to the service account's labels (sa.go).
+	ServiceAccounts map[string]map[string]string `json:"serviceAccounts,omitempty"`
 	// Seq numbers pods' container IDs.
 	Seq int `json:"seq"`
 }
@@ -104,6 +106,10 @@ type Pod struct {
 	ContainerID string            `json:"containerID"`
 	NetNS       string            `json:"netns"`
 	Server      Proc              `json:"server"`
+	// ServiceAccount is the pod's service account in its namespace ("" none); Profiles, when set by
+	// `pod profiles`, replace the endpoint's profiles (kns.<ns>, ksa.<ns>.<sa>) (sa.go).
+	ServiceAccount string   `json:"serviceAccount,omitempty"`
+	Profiles       []string `json:"profiles,omitempty"`
 }
 
 // ID is "ns/name".
@@ -172,6 +178,9 @@ func loadState(dir string) (*State, error) {
 	}
 	if s.Pods == nil {
 		s.Pods = map[string]*Pod{}
+	}
+	if s.ServiceAccounts == nil {
+		s.ServiceAccounts = map[string]map[string]string{}
 	}
 	return &s, nil
 }
