@@ -44,16 +44,6 @@ const modelSourcePort = "40000"
 // conntrack entry a previous step's probe made.
 var sourcePortRule = regexp.MustCompile(`source: \{[^}]*\b(ports|notPorts):`)
 
-// unsupported says why the lab cannot run a case as the model defines it ("" when it can).
-func unsupported(c *policy.Case) string {
-	for _, s := range c.Steps {
-		if strings.Contains(strings.ToLower(s.Apply), "hostendpoint") {
-			return "it puts host endpoints on the nodes' eth0, and the Linux dataplane does not yet accept the tunnel's packets ahead of host endpoint policy"
-		}
-	}
-	return ""
-}
-
 func needsSourcePort(c *policy.Case) bool {
 	for _, s := range c.Steps {
 		if sourcePortRule.MatchString(s.Apply) {
@@ -299,9 +289,6 @@ func TestConformance(t *testing.T) {
 			for i := range cases {
 				c := &cases[i]
 				t.Run(c.Name, func(t *testing.T) {
-					if why := unsupported(c); why != "" {
-						t.Skipf("case %s: %s", c.Name, why)
-					}
 					runCase(t, l, c, 3)
 				})
 			}
