@@ -10,7 +10,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tortie-net/tortie/linux/lab"
 	"github.com/tortie-net/tortie/platform/dptest/policy"
@@ -108,7 +110,7 @@ func addModelPod(l *labT, id string, nodes int) {
 // (which TestReference in platform/dptest/policy checks against the reference evaluator), then puts
 // the lab back to the model's start.
 func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
-	l := &labT{t: t, dir: parent.dir} // fail this case, not the test that owns the lab
+	l := &labT{t: t, dir: parent.dir, ph: parent.ph} // fail this case, not the test that owns the lab
 	probes := labProbes(c)
 	if len(probes) == 0 {
 		t.Skipf("case %s probes only %v, which the lab cannot send (TCP and UDP only)", c.Name, c.Probes)
@@ -117,12 +119,17 @@ func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
 	relabelled := map[string]bool{}
 	profiled := map[string]bool{}
 	var applied []string
-	t.Cleanup(func() { resetModel(t, l, applied, removed, relabelled, profiled, nodes) })
+	t.Cleanup(func() {
+		start := time.Now()
+		resetModel(t, l, applied, removed, relabelled, profiled, nodes)
+		l.ph.add("reset", start)
+	})
 	var probeArgs []string
 	if needsSourcePort(c) {
 		probeArgs = append(probeArgs, "--source-port", modelSourcePort)
 	}
 	for i, s := range c.Steps {
+		start := time.Now()
 		if s.Apply != "" {
 			out, errOut, code := l.run(s.Apply, "apply", "-f", "-")
 			if code != 0 {
@@ -153,7 +160,10 @@ func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
 			l.must("", append([]string{"pod", "profiles", id}, s.PodProfiles[id]...)...)
 			profiled[id] = true
 		}
+		l.ph.add("change", start)
+		start = time.Now()
 		l.must("", "sync")
+		l.ph.add("sync", start)
 		// An allowed probe is certain (the destination answered with its id); a blocked one may be a
 		// probe that timed out on a loaded machine. A mismatch is probed again (twice at most) before
 		// it counts, which cannot turn a wrong "allowed" into a match.
@@ -163,7 +173,9 @@ func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
 			if attempt == 2 {
 				timeout = "3s"
 			}
+			start := time.Now()
 			got := l.probe(append([]string{"--timeout", timeout}, probeArgs...)...)
+			l.ph.add("probe", start)
 			diffs = diffs[:0]
 			for _, probe := range slices.Sorted(maps.Keys(probes)) {
 				want, ok := s.Expect[probe]
@@ -275,17 +287,35 @@ func resetModel(t *testing.T, l *labT, applied []string, removed, relabelled, pr
 // threeNodesRan: TestConformance got past its skips, so TestConformanceOneNode adds nothing.
 var threeNodesRan bool
 
-// TestConformance: every case of platform/dptest/policy/cases.yaml on three nodes, over VXLAN and
-// without encapsulation, one lab per encapsulation reused across the cases.
+// rejectConfig makes the agents reject what policy denies (Felix's IptablesFilterDenyAction: Reject):
+// a blocked TCP probe gets a reset and a blocked UDP probe an ICMP port unreachable at once, instead
+// of waiting out its timeout. The other settings are what tortie-node's startup writes.
+const rejectConfig = `apiVersion: projectcalico.org/v3
+kind: FelixConfiguration
+metadata: {name: default}
+spec: {reportingInterval: 0s, logSeverityScreen: Info, iptablesFilterDenyAction: Reject}
+`
+
+// TestConformance: every case of platform/dptest/policy/cases.yaml on three nodes, over VXLAN with
+// the default deny action (Drop: blocked probes time out) and without encapsulation with Reject
+// (blocked probes are refused at once), one lab per encapsulation reused across the cases.
 func TestConformance(t *testing.T) {
 	cases, err := policy.LoadCases()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, encap := range []string{"vxlan", "none"} {
-		t.Run(encap, func(t *testing.T) {
-			l := conformanceLab(t, 3, encap, true)
+	for _, run := range []struct{ encap, deny string }{{"vxlan", "Drop"}, {"none", "Reject"}} {
+		t.Run(run.encap, func(t *testing.T) {
+			begin := time.Now()
+			l := conformanceLab(t, 3, run.encap, true)
+			if run.deny == "Reject" {
+				l.must(rejectConfig, "apply", "-f", "-")
+				l.must("", "sync")
+			}
 			threeNodesRan = true
+			l.ph = &phases{}
+			t.Cleanup(func() { t.Logf("%s, deny action %s: lab up in %s; %s", run.encap, run.deny, l.ph.setup, l.ph) })
+			l.ph.setup = time.Since(begin).Round(time.Millisecond)
 			for i := range cases {
 				c := &cases[i]
 				t.Run(c.Name, func(t *testing.T) {
@@ -294,6 +324,37 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// phases adds up where the conformance run spends its time (logged with -v or on failure).
+type phases struct {
+	mu    sync.Mutex
+	setup time.Duration
+	total map[string]time.Duration
+	count map[string]int
+}
+
+func (p *phases) add(name string, start time.Time) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.total == nil {
+		p.total, p.count = map[string]time.Duration{}, map[string]int{}
+	}
+	p.total[name] += time.Since(start)
+	p.count[name]++
+}
+
+func (p *phases) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var parts []string
+	for _, k := range []string{"change", "sync", "probe", "reset"} {
+		parts = append(parts, fmt.Sprintf("%s %s in %d", k, p.total[k].Round(time.Millisecond), p.count[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // TestHarness checks the conformance harness itself on one node with whatever dataplane tortie-node
