@@ -155,11 +155,11 @@ func goldenStates(t *testing.T) map[string]*dpmodel.State {
 			Endpoint: dpmodel.WorkloadEndpoint{InterfaceName: fmt.Sprintf("cali%02x", i*7), IPv4Nets: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 32)}}})
 	}
 	return map[string]*dpmodel.State{
-		"empty":          mustState(t),
-		"workloads":      mustState(t, workloads...),
-		"host-endpoints": mustState(t, hosts...),
+		"empty":                  mustState(t),
+		"workloads":              mustState(t, workloads...),
+		"host-endpoints":         mustState(t, hosts...),
 		"host-endpoints-tunnels": mustState(t, tunnels...),
-		"dispatch-tree":  mustState(t, many...),
+		"dispatch-tree":          mustState(t, many...),
 	}
 }
 
