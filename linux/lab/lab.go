@@ -250,7 +250,7 @@ func waitAgents(ctx context.Context, dir string, s *State, rev int64, timeout ti
 			case !st.Ready:
 				waiting = append(waiting, fmt.Sprintf("%s (not ready: datastore %s)", n.Name, st.Datastore))
 			case st.AppliedRevision < rev:
-				waiting = append(waiting, fmt.Sprintf("%s (applied revision %d < %d)", n.Name, st.AppliedRevision, rev))
+				waiting = append(waiting, fmt.Sprintf("%s (applied revision %d < %d; seen %d)", n.Name, st.AppliedRevision, rev, st.SeenRevision))
 			}
 		}
 		if len(waiting) == 0 {
