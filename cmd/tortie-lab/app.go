@@ -99,7 +99,7 @@ is in --dir. docs/lab.md documents the command line.`,
 	root.PersistentFlags().StringVar(&a.dir, "dir", def, "the lab's state directory (default: TORTIE_LAB_DIR, else "+lab.DefaultDir+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.up(), a.down(), a.ns(), a.pod(), a.applyCmd("apply"), a.applyCmd("delete"), a.sync(), a.probe(),
-		a.trace(), a.status(), a.demo(), a.node(), a.datastore(), a.serveEtcd(), a.servePod())
+		a.trace(), a.status(), a.demo(), a.node(), a.datastore(), a.serveEtcd(), a.servePod(), a.sa())
 	return root
 }
 
@@ -258,14 +258,14 @@ func (a *app) pod() *cobra.Command {
 	var (
 		node          int
 		labels, ports []string
-		ip            string
+		ip, sa        string
 	)
 	add := &cobra.Command{
-		Use:   "add NS/NAME [--node I] [--label k=v]... [--ip ADDR] [--port NAME=PORT/PROTO]...",
+		Use:   "add NS/NAME [--node I] [--label k=v]... [--ip ADDR] [--port NAME=PORT/PROTO]... [--sa NAME]",
 		Short: "add a pod (CNI ADD on its node) serving TCP and UDP on its ports",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := lab.PodOptions{Node: node}
+			o := lab.PodOptions{Node: node, ServiceAccount: sa}
 			var err error
 			if _, _, err = lab.ParsePodID(args[0]); err != nil {
 				return usageError{err}
@@ -295,6 +295,7 @@ func (a *app) pod() *cobra.Command {
 	fl.IntVar(&node, "node", 0, "the node (1..N; default: the node with the fewest pods)")
 	fl.StringArrayVar(&labels, "label", nil, "a label k=v (repeatable)")
 	fl.StringVar(&ip, "ip", "", "the pod's address (as Calico's ipAddrs annotation)")
+	fl.StringVar(&sa, "sa", "", "the pod's service account in its namespace (`sa add` first)")
 	fl.StringArrayVar(&ports, "port", nil, "a port NAME=PORT/PROTO (repeatable; default serve-80-tcp, serve-80-udp, serve-81-tcp, serve-81-udp)")
 	label := &cobra.Command{
 		Use:   "label NS/NAME k=v...",
@@ -316,7 +317,7 @@ func (a *app) pod() *cobra.Command {
 			return a.withLab(func(l *lab.Lab) error { return l.DeletePod(cmd.Context(), args[0]) })
 		},
 	}
-	cmd.AddCommand(add, label, del)
+	cmd.AddCommand(add, label, del, a.podProfiles())
 	return cmd
 }
 
@@ -394,6 +395,7 @@ func (a *app) probe() *cobra.Command {
 	fl.StringVar(&o.Port, "port", "", "a port number or name (default: every port each destination declares)")
 	fl.StringVar(&o.Proto, "proto", "TCP", "protocol for a numeric --port: TCP or UDP")
 	fl.DurationVar(&o.Timeout, "timeout", time.Second, "how long one probe waits")
+	fl.Uint16Var(&o.SourcePort, "source-port", 0, "every probe's source port (default: ephemeral ports)")
 	fl.BoolVar(&asJSON, "json", false, `print {"pods":[...],"results":{"TCP/80":[rows...]}}`)
 	return cmd
 }

@@ -397,14 +397,8 @@ func (v *validator) policy(p policyView) {
 		}
 		hasType[t] = true
 	}
-	if len(p.types) > 0 {
-		if len(p.ingress) > 0 && !hasType[PolicyTypeIngress] {
-			v.add("spec.ingress", "ingress rules are given but types does not include Ingress")
-		}
-		if len(p.egress) > 0 && !hasType[PolicyTypeEgress] {
-			v.add("spec.egress", "egress rules are given but types does not include Egress")
-		}
-	}
+	// Rules of a direction that types leaves out are accepted and never enforced, as Calico does (its
+	// validator has no such check; Felix renders only the listed directions): docs/compatibility.md.
 	for i, h := range p.hints {
 		if h != PerfHintAssumeNeededOnEveryNode {
 			v.add(fmt.Sprintf("spec.performanceHints[%d]", i), "%q is not one of %s", h, PerfHintAssumeNeededOnEveryNode)

@@ -132,14 +132,14 @@ func TestValidate(t *testing.T) {
 		{"bad gnp namespaceSelector", gnp("p", func(s *GlobalNetworkPolicySpec) { s.NamespaceSelector = "has(" }), `GlobalNetworkPolicy "p": spec.namespaceSelector: "has(" is not a valid selector: at position 4: `},
 		{"bad type", gnp("p", func(s *GlobalNetworkPolicySpec) { s.Types = []PolicyType{"ingress"} }), `GlobalNetworkPolicy "p": spec.types[0]: "ingress" is not one of Ingress, Egress`},
 		{"duplicate type", gnp("p", func(s *GlobalNetworkPolicySpec) { s.Types = []PolicyType{"Egress", "Egress"} }), `GlobalNetworkPolicy "p": spec.types[1]: "Egress" is listed twice`},
-		{"egress rules without Egress type", np("prod", "p", func(s *NetworkPolicySpec) {
+		{"egress rules without Egress type are accepted (and not enforced), as in Calico", np("prod", "p", func(s *NetworkPolicySpec) {
 			s.Types = []PolicyType{PolicyTypeIngress}
 			s.Egress = []Rule{{Action: Allow}}
-		}), `NetworkPolicy "prod/p": spec.egress: egress rules are given but types does not include Egress`},
-		{"ingress rules without Ingress type", np("prod", "p", func(s *NetworkPolicySpec) {
+		}), ""},
+		{"ingress rules without Ingress type are accepted (and not enforced), as in Calico", gnp("p", func(s *GlobalNetworkPolicySpec) {
 			s.Types = []PolicyType{PolicyTypeEgress}
 			s.Ingress = []Rule{{Action: Deny}}
-		}), `NetworkPolicy "prod/p": spec.ingress: ingress rules are given but types does not include Ingress`},
+		}), ""},
 		{"too many rules", np("prod", "p", func(s *NetworkPolicySpec) {
 			s.Ingress = make([]Rule, 1025)
 			for i := range s.Ingress {

@@ -36,6 +36,10 @@ const (
 func poolsSetName(fam int) string { return fmt.Sprintf("%s%dpools", config.IPSetPrefix, fam) }
 func masqSetName(fam int) string  { return fmt.Sprintf("%s%dmasq", config.IPSetPrefix, fam) }
 
+// hostsSetName names the IP set of the nodes' underlay addresses (tunnel packets from and to them pass
+// host endpoint policy).
+func hostsSetName(fam int) string { return fmt.Sprintf("%s%dhosts", config.IPSetPrefix, fam) }
+
 // hashName appends a URL-safe hash of key to prefix, cut so that the name has at most max characters.
 func hashName(prefix, key string, max int) string {
 	sum := sha256.Sum256([]byte(key))

@@ -463,10 +463,14 @@ func (r *renderer) hostEndpoints(fam int, raw, mangle, filter *tableState) {
 		filter.Chains[chainToHEP] = append(toH, "-j RETURN")
 		filter.Chains[chainFailsafeIn] = failsafe(r.cfg.FailsafeInbound, fam, "--dport", "-s")
 		filter.Chains[chainFailsafeOut] = failsafe(r.cfg.FailsafeOutbound, fam, "--dport", "-d")
-		// Loopback is the host talking to itself: no host endpoint policy applies to it.
-		filter.Chains[chainInput] = append(filter.Chains[chainInput], "-i lo -j RETURN", clearMarks, "-j "+chainFailsafeIn,
+		// Loopback is the host talking to itself: no host endpoint policy applies to it. Tunnel packets
+		// between nodes carry pod traffic, which workload policy judges: host endpoint policy must not.
+		tunIn, tunOut := r.tunnelFromHosts(fam)
+		filter.Chains[chainInput] = append(append(filter.Chains[chainInput], "-i lo -j RETURN"), tunIn...)
+		filter.Chains[chainInput] = append(filter.Chains[chainInput], clearMarks, "-j "+chainFailsafeIn,
 			"-j "+chainFromHEP, ifAccepted+" -j ACCEPT")
-		filter.Chains[chainOutput] = append(filter.Chains[chainOutput], "-o lo -j RETURN", clearMarks, "-j "+chainFailsafeOut,
+		filter.Chains[chainOutput] = append(append(filter.Chains[chainOutput], "-o lo -j RETURN"), tunOut...)
+		filter.Chains[chainOutput] = append(filter.Chains[chainOutput], clearMarks, "-j "+chainFailsafeOut,
 			"-j "+chainToHEP, ifAccepted+" -j ACCEPT")
 	}
 	fwd := filter.Chains[chainForward]
@@ -514,6 +518,48 @@ func (r *renderer) hostEndpoints(fam int, raw, mangle, filter *tableState) {
 		pre = append(pre, clearMarks, strings.Join(notWL, " ")+" -j "+chainFromHEP, ifAccepted+" -j ACCEPT")
 	}
 	mangle.Chains[chainPrerouting] = pre
+}
+
+// tunnelFromHosts renders the rules that accept the overlay's packets (VXLAN, IPIP) between this node
+// and the other nodes ahead of host endpoint policy, as Felix does ("allow VXLAN packets from allowed
+// hosts"): the set hostsSetName holds every node's underlay address and every VTEP's parent address.
+func (r *renderer) tunnelFromHosts(fam int) (in, out []string) {
+	vxlan := (fam == 4 && r.cfg.VXLANEnabled) || (fam == 6 && r.cfg.VXLANEnabledV6)
+	ipip := fam == 4 && r.cfg.IPIPEnabled
+	if !vxlan && !ipip {
+		return nil, nil
+	}
+	var members []string
+	add := func(a netip.Addr) {
+		if a.IsValid() && a.Is4() == (fam == 4) {
+			members = append(members, setMembers(dpmodel.Member{Net: netip.PrefixFrom(a, a.BitLen())})...)
+		}
+	}
+	for _, h := range r.s.Hosts {
+		add(h.IPv4.Addr())
+		add(h.IPv6.Addr())
+	}
+	for _, v := range r.s.VTEPs {
+		add(v.ParentIPv4)
+		add(v.ParentIPv6)
+	}
+	slices.Sort(members)
+	members = slices.Compact(members)
+	set := hostsSetName(fam)
+	r.out.Sets[set] = ipsets.Set{Type: ipsets.HashNet, Family: fam, Members: members}
+	if vxlan {
+		port := r.cfg.VXLANPort
+		if port == 0 {
+			port = 4789
+		}
+		in = append(in, fmt.Sprintf("-p udp -m udp --dport %d -m set --match-set %s src -m addrtype --dst-type LOCAL -j ACCEPT", port, set))
+		out = append(out, fmt.Sprintf("-p udp -m udp --dport %d -m set --match-set %s dst -m addrtype --src-type LOCAL -j ACCEPT", port, set))
+	}
+	if ipip {
+		in = append(in, fmt.Sprintf("-p 4 -m set --match-set %s src -m addrtype --dst-type LOCAL -j ACCEPT", set))
+		out = append(out, fmt.Sprintf("-p 4 -m set --match-set %s dst -m addrtype --src-type LOCAL -j ACCEPT", set))
+	}
+	return in, out
 }
 
 func hasTiers(ts []dpmodel.TierInfo) bool {

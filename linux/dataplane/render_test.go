@@ -136,6 +136,18 @@ func goldenStates(t *testing.T) map[string]*dpmodel.State {
 		dpmodel.HostEndpointUpdate{ID: "all", Endpoint: dpmodel.HostEndpoint{InterfaceName: "*", Tiers: tier(polHost)}},
 		dpmodel.PoolUpdate{CIDR: pfx("10.0.0.0/16"), Pool: dpmodel.Pool{NATOutgoing: true}},
 	}
+	// Host endpoints with VXLAN and IPIP: the tunnels' packets from and to the other nodes are accepted
+	// ahead of host endpoint policy.
+	tunCfg := hostCfg
+	tunCfg.VXLANEnabled, tunCfg.IPIPEnabled, tunCfg.VXLANPort = true, true, 4790
+	tunnels := []dpmodel.Update{
+		dpmodel.ConfigUpdate{Config: tunCfg},
+		dpmodel.PolicyUpdate{ID: polHost, Policy: denyAll},
+		dpmodel.HostEndpointUpdate{ID: "eth0", Endpoint: dpmodel.HostEndpoint{InterfaceName: "eth0", Tiers: tier(polHost)}},
+		dpmodel.HostUpdate{Node: "n1", Host: dpmodel.Host{IPv4: pfx("172.31.0.11/24")}},
+		dpmodel.HostUpdate{Node: "n2", Host: dpmodel.Host{IPv4: pfx("172.31.0.12/24"), IPv6: pfx("fd31::12/64")}},
+		dpmodel.VTEPUpdate{Node: "n3", VTEP: dpmodel.VTEP{TunnelIPv4: netip.MustParseAddr("10.0.3.0"), MACv4: "66:00:00:00:00:03", ParentIPv4: netip.MustParseAddr("172.31.0.13")}},
+	}
 	var many []dpmodel.Update
 	many = append(many, dpmodel.ConfigUpdate{Config: dpmodel.Config{NodeName: "n1"}})
 	for i := range 40 {
@@ -143,10 +155,11 @@ func goldenStates(t *testing.T) map[string]*dpmodel.State {
 			Endpoint: dpmodel.WorkloadEndpoint{InterfaceName: fmt.Sprintf("cali%02x", i*7), IPv4Nets: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 32)}}})
 	}
 	return map[string]*dpmodel.State{
-		"empty":          mustState(t),
-		"workloads":      mustState(t, workloads...),
-		"host-endpoints": mustState(t, hosts...),
-		"dispatch-tree":  mustState(t, many...),
+		"empty":                  mustState(t),
+		"workloads":              mustState(t, workloads...),
+		"host-endpoints":         mustState(t, hosts...),
+		"host-endpoints-tunnels": mustState(t, tunnels...),
+		"dispatch-tree":          mustState(t, many...),
 	}
 }
 

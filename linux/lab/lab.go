@@ -189,6 +189,9 @@ func (l *Lab) DeleteNamespace(ctx context.Context, name string) error {
 			}
 		}
 	}
+	if err := l.deleteNamespaceServiceAccounts(ctx, name); err != nil {
+		return err
+	}
 	if _, err := l.be.Delete(ctx, datastore.Key{Kind: api.KindProfile, Name: api.NamespaceProfileName(name)}, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		return fmt.Errorf("deleting Profile %s: %w", api.NamespaceProfileName(name), err)
 	}
@@ -208,16 +211,14 @@ type AgentStatus struct {
 	Applies         int64  `json:"applies"`
 }
 
-var httpClient = &http.Client{Timeout: 3 * time.Second}
-
 func agentStatus(ctx context.Context, n *Node) (AgentStatus, error) {
 	var st AgentStatus
-	url := "http://" + netip.AddrPortFrom(n.IP.Addr(), healthPort).String() + "/status"
+	url := "http://" + netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), healthPort).String() + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return st, err
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := nodeHTTPClient(n).Do(req)
 	if err != nil {
 		return st, err
 	}
@@ -249,7 +250,7 @@ func waitAgents(ctx context.Context, dir string, s *State, rev int64, timeout ti
 			case !st.Ready:
 				waiting = append(waiting, fmt.Sprintf("%s (not ready: datastore %s)", n.Name, st.Datastore))
 			case st.AppliedRevision < rev:
-				waiting = append(waiting, fmt.Sprintf("%s (applied revision %d < %d)", n.Name, st.AppliedRevision, rev))
+				waiting = append(waiting, fmt.Sprintf("%s (applied revision %d < %d; seen %d)", n.Name, st.AppliedRevision, rev, st.SeenRevision))
 			}
 		}
 		if len(waiting) == 0 {

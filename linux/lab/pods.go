@@ -28,6 +28,8 @@ type PodOptions struct {
 	// IP, when valid, is the address the pod gets (Calico's ipAddrs annotation; CNI_ARGS IP= here).
 	IP    netip.Addr
 	Ports []Port
+	// ServiceAccount names a service account of the pod's namespace (`sa add` first); "" none.
+	ServiceAccount string
 }
 
 // ParsePodID reads NS/NAME.
@@ -87,6 +89,9 @@ func (l *Lab) AddPod(ctx context.Context, id string, o PodOptions) (err error) {
 	if _, ok := l.s.Pods[id]; ok {
 		return fmt.Errorf("pod %s exists; `pod label` changes its labels, `pod del` removes it", id)
 	}
+	if err := l.checkServiceAccount(id, ns, o.ServiceAccount); err != nil {
+		return err
+	}
 	if o.Node == 0 {
 		o.Node = l.leastLoaded()
 	}
@@ -119,7 +124,7 @@ func (l *Lab) AddPod(ctx context.Context, id string, o PodOptions) (err error) {
 		o.Labels = map[string]string{}
 	}
 	l.s.Seq++
-	p := &Pod{Namespace: ns, Name: name, Node: o.Node, Labels: o.Labels, Ports: o.Ports,
+	p := &Pod{Namespace: ns, Name: name, Node: o.Node, Labels: o.Labels, Ports: o.Ports, ServiceAccount: o.ServiceAccount,
 		ContainerID: fmt.Sprintf("%016x%048x", time.Now().UnixNano(), l.s.Seq), NetNS: fmt.Sprintf("%s-p%d", NamePrefix, l.s.Seq)}
 	if node.OS == OSWindows {
 		return l.addWindowsPod(ctx, node, p, o.IP) // windows.go
@@ -205,6 +210,7 @@ func (l *Lab) writeEndpoint(ctx context.Context, node *Node, p *Pod) error {
 		w.Labels = maps.Clone(p.Labels)
 		w.Labels[api.LabelNamespace] = p.Namespace
 		w.Labels[api.LabelOrchestrator] = api.OrchestratorKubernetes
+		setEndpointIdentity(w, p)
 		w.Spec.Ports = nil
 		for _, pt := range p.Ports {
 			w.Spec.Ports = append(w.Spec.Ports, api.WorkloadEndpointPort{Name: pt.Name, Protocol: api.ProtocolFromString(pt.Protocol), Port: pt.Port})

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -27,6 +28,9 @@ type ProbeOptions struct {
 	Proto string
 	// Timeout bounds one probe (default 1 s).
 	Timeout time.Duration
+	// SourcePort, when not 0, is every probe's source port (SO_REUSEADDR, so probes in parallel share
+	// it; a TCP probe closes with a reset, leaving no TIME_WAIT to block the next). 0: ephemeral ports.
+	SourcePort uint16
 	// Parallel bounds the probes in flight (default 512: a 9×9×4 matrix at once, so blocked probes cost
 	// one timeout, not several).
 	Parallel int
@@ -184,7 +188,7 @@ func (l *Lab) Probe(ctx context.Context, o ProbeOptions) (*Matrix, error) {
 					if wp.handles(s, d) {
 						ok = wp.probe(ctx, s, d, *t, o.Timeout) == nil
 					} else {
-						ok = probeOne(ctx, s.NetNS, d.IP, d.ID(), *t, o.Timeout) == nil
+						ok = probeOne(ctx, s.NetNS, d.IP, d.ID(), *t, o.Timeout, o.SourcePort) == nil
 					}
 					mu.Lock()
 					grid[key][si][di] = map[bool]byte{true: '.', false: 'X'}[ok]
@@ -204,19 +208,26 @@ func (l *Lab) Probe(ctx context.Context, o ProbeOptions) (*Matrix, error) {
 
 // probeOne connects from inside the source pod's namespace; it succeeds only when the destination's
 // server answers with the destination's id (so a packet that reached the wrong pod counts as blocked).
-func probeOne(ctx context.Context, srcNS string, dst netip.Addr, dstID string, t target, timeout time.Duration) error {
+//
+// A refusal (a TCP reset, an ICMP port unreachable for UDP) is final: the destination's server listens
+// on every port it declares, so a refusal is policy rejecting the packet (Felix's
+// IptablesFilterDenyAction: Reject), never an open port; it costs no timeout.
+func probeOne(ctx context.Context, srcNS string, dst netip.Addr, dstID string, t target, timeout time.Duration, srcPort uint16) error {
 	want := dstID + "\n"
 	addr := netip.AddrPortFrom(dst, t.port).String()
 	return inNetNS(srcNS, func() error {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		deadline, _ := ctx.Deadline()
-		var d net.Dialer
+		d := probeDialer(t.proto, srcPort)
 		switch t.proto {
 		case "TCP":
 			c, err := d.DialContext(ctx, "tcp", addr)
 			if err != nil {
 				return err
+			}
+			if srcPort != 0 {
+				_ = c.(*net.TCPConn).SetLinger(0)
 			}
 			defer c.Close() //nolint:errcheck // probe
 			_ = c.SetDeadline(deadline)
@@ -251,8 +262,12 @@ func probeOne(ctx context.Context, srcNS string, dst netip.Addr, dstID string, t
 				if err == nil {
 					return fmt.Errorf("%s answered %q, want %q", addr, buf[:n], want)
 				}
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					return fmt.Errorf("%s refused: %w", addr, err)
+				}
 				if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
-					// ICMP unreachable (refused): wait out the interval, as a dropped packet would.
+					// Another ICMP error (host unreachable while neighbours resolve): wait out the
+					// interval, as a dropped packet would.
 					time.Sleep(time.Until(earliest(deadline, time.Now().Add(200*time.Millisecond))))
 				}
 			}
@@ -297,4 +312,25 @@ func earliest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// probeDialer binds to srcPort (0: any) with SO_REUSEADDR, so that probes from one pod to several
+// destinations in parallel can share a fixed source port (their 4-tuples differ).
+func probeDialer(proto string, srcPort uint16) *net.Dialer {
+	if srcPort == 0 {
+		return &net.Dialer{}
+	}
+	var local net.Addr = &net.TCPAddr{Port: int(srcPort)}
+	if proto == "UDP" {
+		local = &net.UDPAddr{Port: int(srcPort)}
+	}
+	return &net.Dialer{LocalAddr: local, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
 }

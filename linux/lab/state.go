@@ -64,6 +64,8 @@ type State struct {
 	Namespaces map[string]map[string]string `json:"namespaces"`
 	// Pods by "ns/name".
 	Pods map[string]*Pod `json:"pods"`
+	// ServiceAccounts maps "ns/name" to the service account's labels (sa.go).
+	ServiceAccounts map[string]map[string]string `json:"serviceAccounts,omitempty"`
 	// Seq numbers pods' container IDs.
 	Seq int `json:"seq"`
 }
@@ -113,6 +115,10 @@ type Pod struct {
 	// HNSNamespace is a Windows pod's sandbox: the HNS namespace in its node's fake HNS (it has no
 	// network namespace or server; windows.go).
 	HNSNamespace string `json:"hnsNamespace,omitempty"`
+	// ServiceAccount is the pod's service account in its namespace ("" none); Profiles, when set by
+	// `pod profiles`, replace the endpoint's profiles (kns.<ns>, ksa.<ns>.<sa>) (sa.go).
+	ServiceAccount string   `json:"serviceAccount,omitempty"`
+	Profiles       []string `json:"profiles,omitempty"`
 }
 
 // ID is "ns/name".
@@ -181,6 +187,9 @@ func loadState(dir string) (*State, error) {
 	}
 	if s.Pods == nil {
 		s.Pods = map[string]*Pod{}
+	}
+	if s.ServiceAccounts == nil {
+		s.ServiceAccounts = map[string]map[string]string{}
 	}
 	return &s, nil
 }

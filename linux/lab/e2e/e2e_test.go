@@ -76,6 +76,7 @@ func moduleRoot() (string, error) {
 type labT struct {
 	t   *testing.T
 	dir string
+	ph  *phases // where the conformance run's time goes (nil: not counted)
 }
 
 // newLab brings a lab up with the given `up` flags and takes it down at cleanup, checking that down
