@@ -62,6 +62,13 @@ type State struct {
 	Pods map[string]*Pod `json:"pods"`
 	// Seq numbers pods' container IDs.
 	Seq int `json:"seq"`
+
+	// With --datastore kubernetes: the kube-apiserver (over Etcd), its URL, the binary, and the admin
+	// kubeconfig the agents, the CNI plugin and tortiectl use (kube.go, kubeapi.go).
+	APIServer        Proc   `json:"apiServer,omitzero"`
+	APIServerURL     string `json:"apiServerURL,omitempty"`
+	KubeAPIServerBin string `json:"kubeAPIServerBin,omitempty"`
+	Kubeconfig       string `json:"kubeconfig,omitempty"`
 }
 
 // Proc is a detached process the lab started; StartTime (clock ticks since boot, /proc/PID/stat
@@ -104,6 +111,9 @@ type Pod struct {
 	ContainerID string            `json:"containerID"`
 	NetNS       string            `json:"netns"`
 	Server      Proc              `json:"server"`
+
+	// UID is the Pod's uid in the Kubernetes datastore.
+	UID string `json:"uid,omitempty"`
 }
 
 // ID is "ns/name".
