@@ -195,27 +195,33 @@ func (o kubeObjects) podStarted(ctx context.Context, node *Node, p *Pod) error {
 	}
 }
 
-// labelPod replaces the Pod's labels (a JSON merge patch of the whole label map).
+// labelPod replaces the Pod's labels (a JSON merge patch of the whole label map, guarded by the
+// resourceVersion it was computed from; retried when the CNI plugin's annotations moved it on).
 func (o kubeObjects) labelPod(ctx context.Context, _ *Node, p *Pod) error {
-	pod, err := o.cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("pod %s: reading the Pod: %w", p.ID(), err)
+	for attempt := 0; ; attempt++ {
+		pod, err := o.cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("pod %s: reading the Pod: %w", p.ID(), err)
+		}
+		labels := map[string]any{}
+		for k := range pod.Labels {
+			labels[k] = nil
+		}
+		for k, v := range p.Labels {
+			labels[k] = v
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels, "resourceVersion": pod.ResourceVersion}})
+		if err != nil {
+			return err
+		}
+		_, err = o.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil {
+			return nil
+		}
+		if attempt >= 5 || !apierrors.IsConflict(err) {
+			return fmt.Errorf("pod %s: labelling the Pod: %w", p.ID(), err)
+		}
 	}
-	labels := map[string]any{}
-	for k := range pod.Labels {
-		labels[k] = nil
-	}
-	for k, v := range p.Labels {
-		labels[k] = v
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels, "resourceVersion": pod.ResourceVersion}})
-	if err != nil {
-		return err
-	}
-	if _, err := o.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("pod %s: labelling the Pod: %w", p.ID(), err)
-	}
-	return nil
 }
 
 // deletePod deletes the Pod at once (grace period 0), as the kubelet confirms a terminated pod.
