@@ -140,6 +140,10 @@ func TestKubeDatastore(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("z").Get(ctx, "c", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Pod z/c after pod del: %v, want not found", err)
 	}
+	// z/c's address was borrowed from n1's block, so n1 routes it to n3 until its agent sees the
+	// endpoint gone; the CNI plugin (as Calico's) refuses to replace another device's route, and a
+	// kubelet would retry. Wait for the agents first.
+	l.must("", "sync")
 	l.must("", "pod", "add", "z/d", "--node", "1", "--ip", modelIP("z", "c"))
 	lb, err := lab.Open(l.dir)
 	if err != nil {
