@@ -26,9 +26,9 @@ step "golangci-lint (linux and windows)"
 make --no-print-directory lint
 
 step "go test (linux)"
-# -p 2: two cores; the suites that start etcd/kube-apiserver are heavy. 45m: linux/lab/e2e runs the
-# conformance cases on three nodes over two encapsulations (about 25 minutes on 2 cores).
-go test -count=1 -p 2 -timeout 45m ./...
+# -p 2: two cores; the suites that start etcd/kube-apiserver are heavy. 55m: linux/lab/e2e runs the
+# conformance cases on three nodes over two encapsulations plus the Kubernetes-datastore and Windows-node labs (about 30 minutes on 2 cores).
+go test -count=1 -p 2 -timeout 55m ./...
 
 step "IPIP in a Debian kernel under qemu (this machine's kernel has no ipip module; linux/routing TestKernelIPIP)"
 if [[ $EUID -eq 0 ]]; then

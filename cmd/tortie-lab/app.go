@@ -168,7 +168,7 @@ func (a *app) upFlags(cmd *cobra.Command, o *lab.UpOptions, podCIDR, underlay *s
 	fl.IntVar(&o.Nodes, "nodes", 3, "number of nodes")
 	fl.StringVar(podCIDR, "pod-cidr", lab.DefaultPodCIDR.String(), "the default IP pool (CALICO_IPV4POOL_CIDR)")
 	fl.StringVar(&o.Encap, "encap", "vxlan", "encapsulation between nodes: vxlan, vxlan-crosssubnet, ipip or none")
-	fl.StringVar(&o.Datastore, "datastore", "embedded", "datastore: embedded (etcd in a tortie-lab process) or etcd (Debian's etcd); kubernetes is not supported yet")
+	fl.StringVar(&o.Datastore, "datastore", "embedded", "datastore: embedded (etcd in a tortie-lab process), etcd (Debian's etcd), or kubernetes (a kube-apiserver over the embedded etcd: $TORTIE_KUBE_APISERVER or ci/build-kube-apiserver.sh's cached binary)")
 	fl.StringVar(&o.Dataplane, "dataplane", "auto", "the agents' dataplane: auto (linux when tortie-node has it, else fake), linux or fake")
 	fl.StringVar(underlay, "underlay", lab.DefaultUnderlay.String(), "the nodes' subnet on the bridge tlab0")
 	fl.IntVar(&o.WindowsNodes, "windows-nodes", 0, "Windows nodes w1..wN beside the Linux ones: the Windows dataplane and CNI on a fake HNS (needs --encap vxlan)")
@@ -185,6 +185,9 @@ func (a *app) upOptions(o *lab.UpOptions, podCIDR, underlay string) error {
 	o.NodeBin, o.CNIBin, o.LabBin = a.findBin("tortie-node"), a.findBin("tortie-cni"), a.self()
 	if o.WindowsNodes > 0 {
 		o.WinNodeBin, o.WinCNIBin = a.findBin(lab.WinNodeBinName), a.findBin(lab.WinCNIBinName)
+	}
+	if o.Datastore == "kubernetes" {
+		o.KubeAPIServerBin = lab.FindKubeAPIServer(a.env.Getenv)
 	}
 	if o.Datastore == "etcd" {
 		o.EtcdBin = a.env.Getenv("TORTIE_ETCD")

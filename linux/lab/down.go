@@ -42,6 +42,7 @@ func down(dir string, out io.Writer) error {
 		for _, n := range s.Nodes {
 			n.Agent.kill()
 		}
+		s.APIServer.kill()
 		s.Etcd.kill()
 	}
 	if pids := labProcesses(dir, names); len(pids) > 0 {

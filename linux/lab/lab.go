@@ -36,6 +36,7 @@ type Lab struct {
 	dir    string
 	s      *State
 	be     datastore.Backend
+	obj    objects
 	unlock func()
 }
 
@@ -50,12 +51,21 @@ func Open(dir string) (*Lab, error) {
 		unlock()
 		return nil, err
 	}
+	if s.Datastore == "kubernetes" {
+		l, err := openKube(dir, s, unlock)
+		if err != nil {
+			unlock()
+		}
+		return l, err
+	}
 	be, err := etcd.New(etcd.Config{Endpoints: []string{s.EtcdURL}, DialTimeout: 5 * time.Second, RequestTimeout: 10 * time.Second})
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("the lab's datastore %s: %w", s.EtcdURL, err)
 	}
-	return &Lab{dir: dir, s: s, be: be, unlock: unlock}, nil
+	l := &Lab{dir: dir, s: s, be: be, unlock: unlock}
+	l.obj = etcdObjects{l}
+	return l, nil
 }
 
 // Close releases the lab.
@@ -69,6 +79,9 @@ func (l *Lab) State() *State { return l.s }
 
 // Getenv is the environment tortiectl gets for the lab's datastore.
 func (l *Lab) Getenv(k string) string {
+	if l.s.Datastore == "kubernetes" {
+		return kubeEnv(l.s, k)
+	}
 	switch k {
 	case "DATASTORE_TYPE":
 		return "etcdv3"
@@ -80,6 +93,11 @@ func (l *Lab) Getenv(k string) string {
 
 // Tortiectl runs a tortiectl command line against the lab's datastore and returns its exit code.
 func (l *Lab) Tortiectl(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if l.s.Datastore == "kubernetes" {
+		if code, handled := l.kubeTortiectl(ctx, args, stdin, stdout, stderr); handled {
+			return code
+		}
+	}
 	return cli.Main(ctx, append([]string{"tortiectl"}, args...), cli.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: l.Getenv})
 }
 
@@ -144,7 +162,7 @@ func (l *Lab) AddNamespace(ctx context.Context, name string, labels map[string]s
 	if _, ok := l.s.Namespaces[name]; ok {
 		return fmt.Errorf("namespace %q exists; `ns label %s k=v...` changes its labels", name, name)
 	}
-	if err := l.writeProfile(ctx, name, labels); err != nil {
+	if err := l.obj.putNamespace(ctx, name, labels, true); err != nil {
 		return err
 	}
 	l.s.Namespaces[name] = labels
@@ -156,7 +174,7 @@ func (l *Lab) LabelNamespace(ctx context.Context, name string, labels map[string
 	if _, ok := l.s.Namespaces[name]; !ok {
 		return fmt.Errorf("no namespace %q (namespaces: %s)", name, strings.Join(slices.Sorted(maps.Keys(l.s.Namespaces)), " "))
 	}
-	if err := l.writeProfile(ctx, name, labels); err != nil {
+	if err := l.obj.putNamespace(ctx, name, labels, false); err != nil {
 		return err
 	}
 	l.s.Namespaces[name] = labels
@@ -178,6 +196,15 @@ func (l *Lab) DeleteNamespace(ctx context.Context, name string) error {
 	if len(pods) > 0 {
 		return fmt.Errorf("namespace %q still has pods %s; delete them first (`pod del`)", name, strings.Join(pods, " "))
 	}
+	if err := l.obj.deleteNamespace(ctx, name); err != nil {
+		return err
+	}
+	delete(l.s.Namespaces, name)
+	return l.s.save(l.dir)
+}
+
+// deleteEtcdNamespace deletes a namespace's profile and the NetworkPolicies and NetworkSets in it.
+func (l *Lab) deleteEtcdNamespace(ctx context.Context, name string) error {
 	for _, kind := range []string{api.KindNetworkPolicy, api.KindNetworkSet} {
 		objs, _, err := l.be.List(ctx, datastore.ListOptions{Kind: kind, Namespace: name})
 		if err != nil {
@@ -195,8 +222,7 @@ func (l *Lab) DeleteNamespace(ctx context.Context, name string) error {
 	if _, err := l.be.Delete(ctx, datastore.Key{Kind: api.KindProfile, Name: api.NamespaceProfileName(name)}, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		return fmt.Errorf("deleting Profile %s: %w", api.NamespaceProfileName(name), err)
 	}
-	delete(l.s.Namespaces, name)
-	return l.s.save(l.dir)
+	return nil
 }
 
 // ---- sync and status ----
@@ -308,8 +334,12 @@ func (l *Lab) touchMarker(ctx context.Context) (int64, error) {
 
 // Status writes the nodes with their agents' health and the pods with their addresses.
 func (l *Lab) Status(ctx context.Context, w io.Writer) error {
-	printf(w, "datastore %s (%s, pid %d, %s)  pods %s  encap %s  dataplane %s\n\n", l.s.EtcdURL, l.s.Datastore, l.s.Etcd.PID,
+	printf(w, "datastore %s (%s, pid %d, %s)  pods %s  encap %s  dataplane %s\n", l.s.EtcdURL, l.s.Datastore, l.s.Etcd.PID,
 		aliveWord(l.s.Etcd.Alive()), l.s.PodCIDR, l.s.Encap, l.s.Dataplane)
+	if l.s.Datastore == "kubernetes" {
+		printKubeStatus(ctx, w, l.s)
+	}
+	printf(w, "\n")
 	printf(w, "%-6s %-8s %-15s %-8s %-8s %-34s\n", "NODE", "OS", "ADDRESS", "PID", "PROCESS", "AGENT")
 	for _, n := range l.s.Nodes {
 		if n.Removed {
@@ -478,6 +508,9 @@ func (l *Lab) AddNode(ctx context.Context, timeout time.Duration) (int, error) {
 		l.s.Nodes = append(l.s.Nodes, n)
 	}
 	if err := makeNode(l.dir, l.s, n); err != nil {
+		return 0, err
+	}
+	if err := l.obj.addNode(ctx, n); err != nil {
 		return 0, err
 	}
 	n.Removed = false

@@ -72,8 +72,15 @@ func (l *Lab) cni(n *Node) *libcni.CNIConfig {
 
 func (p *Pod) runtimeConf() *libcni.RuntimeConf {
 	args := [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", p.Namespace}, {"K8S_POD_NAME", p.Name},
-		{"K8S_POD_INFRA_CONTAINER_ID", p.ContainerID}, {"K8S_POD_UID", "uid-" + p.ContainerID[:16]}}
+		{"K8S_POD_INFRA_CONTAINER_ID", p.ContainerID}, {"K8S_POD_UID", p.uid()}}
 	return &libcni.RuntimeConf{ContainerID: p.ContainerID, NetNS: netnsPath(p.NetNS), IfName: "eth0", Args: args}
+}
+
+func (p *Pod) uid() string {
+	if p.UID != "" {
+		return p.UID
+	}
+	return "uid-" + p.ContainerID[:16]
 }
 
 // AddPod creates a pod: its namespace, CNI ADD on its node, its labels and ports on the workload
@@ -144,8 +151,12 @@ func (l *Lab) AddPod(ctx context.Context, id string, o PodOptions) (err error) {
 			}
 		}
 	}()
+	if err := l.obj.createPod(ctx, node, p, o.IP); err != nil {
+		return err
+	}
+	undo = append(undo, func() { l.obj.undoCreate(ctx, p) })
 	rc := p.runtimeConf()
-	if o.IP.IsValid() {
+	if o.IP.IsValid() && l.obj.podCNIArgsIP() {
 		rc.Args = append(rc.Args, [2]string{"IP", o.IP.String()})
 	}
 	cni := l.cni(node)
@@ -172,7 +183,7 @@ func (l *Lab) AddPod(ctx context.Context, id string, o PodOptions) (err error) {
 	if !p.IP.IsValid() {
 		return fmt.Errorf("pod %s: CNI ADD returned no IPv4 address: %v", id, res.IPs)
 	}
-	if err := l.writeEndpoint(ctx, node, p); err != nil {
+	if err := l.obj.podStarted(ctx, node, p); err != nil {
 		return err
 	}
 	if p.Server, err = l.startServer(p); err != nil {
@@ -261,7 +272,7 @@ func (l *Lab) LabelPod(ctx context.Context, id string, labels map[string]string)
 	}
 	old := p.Labels
 	p.Labels = labels
-	if err := l.writeEndpoint(ctx, l.s.Nodes[p.Node-1], p); err != nil {
+	if err := l.obj.labelPod(ctx, l.s.Nodes[p.Node-1], p); err != nil {
 		p.Labels = old
 		return err
 	}
@@ -293,6 +304,9 @@ func (l *Lab) DeletePod(ctx context.Context, id string) error {
 	}
 	if err := deleteNetNS(p.NetNS); err != nil {
 		return fmt.Errorf("pod %s: %w", id, err)
+	}
+	if err := l.obj.deletePod(ctx, p); err != nil {
+		return err
 	}
 	delete(l.s.Pods, id)
 	return l.s.save(l.dir)

@@ -51,6 +51,9 @@ func CheckProfileName(name string) error {
 }
 
 func (l *Lab) writeServiceAccountProfile(ctx context.Context, ns, name string, labels map[string]string) error {
+	if ko, ok := l.obj.(kubeObjects); ok {
+		return ko.putServiceAccount(ctx, ns, name, labels) // kube.go: the datastore derives the profile
+	}
 	p := kube.ServiceAccountProfile(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels}})
 	p.ResourceVersion = ""
 	return l.putProfile(ctx, p)
@@ -75,6 +78,17 @@ func (l *Lab) putProfile(ctx context.Context, p *api.Profile) error {
 			return fmt.Errorf("writing Profile %s: %w", p.Name, err)
 		}
 	}
+}
+
+// endpointIdentityOwned refuses what the Kubernetes datastore cannot express: there the Pods are the
+// truth and the kube datastore derives each endpoint's profiles from its namespace and service account,
+// so an endpoint's profile list cannot be set.
+func (l *Lab) endpointIdentityOwned(what string) error {
+	if l.s.Datastore == "kubernetes" {
+		return fmt.Errorf("%s: not possible with --datastore kubernetes (that datastore derives an endpoint's profiles "+
+			"from its Pod's namespace and service account, as Calico's does); use --datastore embedded or etcd", what)
+	}
+	return nil
 }
 
 // AddServiceAccount adds a service account with labels to a namespace.
@@ -123,7 +137,11 @@ func (l *Lab) DeleteServiceAccount(ctx context.Context, id string) error {
 		return fmt.Errorf("no service account %q", id)
 	}
 	prof := api.ServiceAccountProfileName(ns, name)
-	if _, err := l.be.Delete(ctx, datastore.Key{Kind: api.KindProfile, Name: prof}, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+	if ko, ok := l.obj.(kubeObjects); ok {
+		if err := ko.deleteServiceAccount(ctx, ns, name); err != nil {
+			return fmt.Errorf("service account %s: %w", id, err)
+		}
+	} else if _, err := l.be.Delete(ctx, datastore.Key{Kind: api.KindProfile, Name: prof}, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		return fmt.Errorf("service account %s: deleting Profile %s: %w", id, prof, err)
 	}
 	delete(l.s.ServiceAccounts, id)
@@ -183,6 +201,9 @@ func setEndpointIdentity(w *api.WorkloadEndpoint, p *Pod) {
 // (DefaultProfiles). The profiles need not exist: an endpoint naming a missing profile is denied
 // everything until it does, as in Calico.
 func (l *Lab) SetPodProfiles(ctx context.Context, id string, profiles []string) error {
+	if err := l.endpointIdentityOwned("pod profiles " + id); err != nil {
+		return err
+	}
 	p, err := l.pod(id)
 	if err != nil {
 		return err

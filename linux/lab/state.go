@@ -68,6 +68,13 @@ type State struct {
 	ServiceAccounts map[string]map[string]string `json:"serviceAccounts,omitempty"`
 	// Seq numbers pods' container IDs.
 	Seq int `json:"seq"`
+
+	// With --datastore kubernetes: the kube-apiserver (over Etcd), its URL, the binary, and the admin
+	// kubeconfig the agents, the CNI plugin and tortiectl use (kube.go, kubeapi.go).
+	APIServer        Proc   `json:"apiServer,omitzero"`
+	APIServerURL     string `json:"apiServerURL,omitempty"`
+	KubeAPIServerBin string `json:"kubeAPIServerBin,omitempty"`
+	Kubeconfig       string `json:"kubeconfig,omitempty"`
 }
 
 // Proc is a detached process the lab started; StartTime (clock ticks since boot, /proc/PID/stat
@@ -119,6 +126,9 @@ type Pod struct {
 	// `pod profiles`, replace the endpoint's profiles (kns.<ns>, ksa.<ns>.<sa>) (sa.go).
 	ServiceAccount string   `json:"serviceAccount,omitempty"`
 	Profiles       []string `json:"profiles,omitempty"`
+
+	// UID is the Pod's uid in the Kubernetes datastore.
+	UID string `json:"uid,omitempty"`
 }
 
 // ID is "ns/name".

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -57,6 +58,8 @@ type UpOptions struct {
 	// NodeBin, CNIBin and LabBin are tortie-node, tortie-cni and tortie-lab (which serves the embedded
 	// etcd and the pods); EtcdBin is Debian's etcd for --datastore etcd.
 	NodeBin, CNIBin, LabBin, EtcdBin string
+	// KubeAPIServerBin is the kube-apiserver for --datastore kubernetes (FindKubeAPIServer).
+	KubeAPIServerBin string
 	// ReadyTimeout bounds the wait for every agent to be ready (default 2 minutes).
 	ReadyTimeout time.Duration
 	// WindowsNodes adds Windows nodes (windows.go), run by WinNodeBin and WinCNIBin (tortie_fakehns
@@ -85,9 +88,9 @@ func (o *UpOptions) Check() error {
 	if err := oneOf("--datastore", o.Datastore, Datastores); err != nil {
 		return err
 	}
-	if o.Datastore == "kubernetes" {
-		return errors.New("--datastore=kubernetes: not supported by the lab yet (it needs Pod and Namespace objects and a " +
-			"kube-apiserver the agents reach); use embedded (the default) or etcd")
+	if o.Datastore == "kubernetes" && o.KubeAPIServerBin == "" {
+		return errors.New("--datastore=kubernetes: no kube-apiserver binary: set " + KubeAPIServerEnv + " to one, or build it with " +
+			"ci/build-kube-apiserver.sh (it caches it in ~/.cache/tortie, where the lab finds it; `source ci/test-env.sh` does both)")
 	}
 	if err := oneOf("--dataplane", o.Dataplane, Dataplanes); err != nil {
 		return err
@@ -158,7 +161,7 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 		return fmt.Errorf("creating the state directory: %w", err)
 	}
 	s := &State{Underlay: o.Underlay, PodCIDR: o.PodCIDR, Encap: o.Encap, Datastore: o.Datastore,
-		NodeBin: o.NodeBin, CNIBin: o.CNIBin, LabBin: o.LabBin, EtcdBin: o.EtcdBin, Namespaces: map[string]map[string]string{}, Pods: map[string]*Pod{}}
+		NodeBin: o.NodeBin, CNIBin: o.CNIBin, LabBin: o.LabBin, EtcdBin: o.EtcdBin, KubeAPIServerBin: o.KubeAPIServerBin, Namespaces: map[string]map[string]string{}, Pods: map[string]*Pod{}}
 	defer func() {
 		if err != nil {
 			printf(out, "up failed; removing what it made\n")
@@ -178,12 +181,17 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 	if err := makeBridge(o.Underlay); err != nil {
 		return err
 	}
-	progress("datastore: %s etcd on %s", o.Datastore, bridgeIP(o.Underlay).Addr())
+	progress("datastore: %s etcd on %s", strings.Replace(o.Datastore, "kubernetes", "embedded", 1), bridgeIP(o.Underlay).Addr())
 	if err := startEtcd(dir, s); err != nil {
 		return err
 	}
 	if err := s.save(dir); err != nil {
 		return err
+	}
+	if s.Datastore == "kubernetes" {
+		if err := upKube(ctx, dir, s, progress); err != nil {
+			return err
+		}
 	}
 	if err := writeCNIBin(dir, o.CNIBin); err != nil {
 		return err
@@ -201,6 +209,12 @@ func Up(ctx context.Context, dir string, o UpOptions, out io.Writer) (err error)
 	}
 	if err := makeWindowsNodes(dir, s, o); err != nil {
 		return err
+	}
+	if s.Datastore == "kubernetes" {
+		progress("Kubernetes Nodes %s", strings.Join(nodeNames(s.Nodes), " "))
+		if err := installKubeNodes(ctx, s); err != nil {
+			return err
+		}
 	}
 	s.Dataplane = o.Dataplane
 	if s.Dataplane == "auto" {
@@ -324,7 +338,7 @@ func startEtcd(dir string, s *State) error {
 	defer r.Close() //nolint:errcheck // read end
 	var p Proc
 	switch s.Datastore {
-	case "embedded":
+	case "embedded", "kubernetes": // the kube-apiserver's storage is the embedded etcd
 		p, err = startDetached("", filepath.Join(dir, "etcd.log"), os.Environ(), w, s.LabBin,
 			"serve-etcd", "--data-dir", data, "--client-url", client, "--peer-url", peer)
 	case "etcd":
@@ -339,7 +353,7 @@ func startEtcd(dir string, s *State) error {
 		return err
 	}
 	s.Etcd, s.EtcdURL = p, client
-	if s.Datastore == "embedded" {
+	if s.Datastore != "etcd" {
 		return waitReady(r, p, filepath.Join(dir, "etcd.log"), "the embedded etcd", time.Minute)
 	}
 	// Debian's etcd has no ready pipe: wait until it accepts connections.
@@ -477,8 +491,6 @@ func makeNode(dir string, s *State, n *Node) error {
 		"name":       "k8s-pod-network",
 		"plugins": []any{map[string]any{
 			"type":                   "tortie",
-			"datastore_type":         "etcdv3",
-			"etcd_endpoints":         s.EtcdURL,
 			"nodename":               n.Name,
 			"nodename_file_optional": true,
 			"ipam_lock_file":         filepath.Join(nodeDir(dir, n), "ipam.lock"),
@@ -488,6 +500,7 @@ func makeNode(dir string, s *State, n *Node) error {
 			"ipam":                   map[string]any{"type": "tortie-ipam"},
 		}},
 	}
+	maps.Copy(conf["plugins"].([]any)[0].(map[string]any), cniDatastore(s))
 	data, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
 		return err
@@ -506,12 +519,10 @@ func nodeEnv(s *State, n *Node) []string {
 	case "ipip":
 		ipip = "Always"
 	}
-	return []string{
+	return append(datastoreEnv(s), []string{
 		"PATH=" + os.Getenv("PATH"),
 		"NODENAME=" + n.Name,
 		"IP=" + n.IP.String(),
-		"DATASTORE_TYPE=etcdv3",
-		"ETCD_ENDPOINTS=" + s.EtcdURL,
 		"WAIT_FOR_DATASTORE=true",
 		"CALICO_IPV4POOL_CIDR=" + s.PodCIDR.String(),
 		"CALICO_IPV4POOL_VXLAN=" + vxlan,
@@ -524,7 +535,7 @@ func nodeEnv(s *State, n *Node) []string {
 		"FELIX_ROUTEREFRESHINTERVAL=" + strconv.Itoa(int(ResyncInterval.Seconds())),
 		"FELIX_IPTABLESREFRESHINTERVAL=" + strconv.Itoa(int(ResyncInterval.Seconds())),
 		"FELIX_IPSETSREFRESHINTERVAL=" + strconv.Itoa(int(ResyncInterval.Seconds())),
-	}
+	}...)
 }
 
 func startAgent(dir string, s *State, n *Node) error {

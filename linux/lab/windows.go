@@ -52,6 +52,10 @@ func (o *UpOptions) checkWindows() error {
 	if o.WindowsNodes < 0 || o.Nodes+o.WindowsNodes > MaxNodes {
 		return fmt.Errorf("--windows-nodes=%d: use 0 to %d beside --nodes=%d (at most %d nodes in all)", o.WindowsNodes, MaxNodes-o.Nodes, o.Nodes, MaxNodes)
 	}
+	if o.Datastore == "kubernetes" {
+		return errors.New("--windows-nodes with --datastore kubernetes: not supported yet (the lab's Windows pods have no Pod objects, " +
+			"which the Kubernetes datastore derives endpoints from); use --datastore embedded or etcd")
+	}
 	if o.Encap != "vxlan" {
 		return fmt.Errorf("--windows-nodes with --encap=%s: Windows nodes reach other nodes' pods only over VXLAN "+
 			"(HNS overlay networks, as Calico for Windows); use --encap vxlan", o.Encap)

@@ -27,6 +27,7 @@ func TestCheckWindowsNodes(t *testing.T) {
 		{name: "too many", mod: func(o *UpOptions) { o.WindowsNodes = MaxNodes - 1 }, wantErr: "at most 50 nodes"},
 		{name: "ipip", mod: func(o *UpOptions) { o.WindowsNodes, o.Encap = 1, "ipip" }, wantErr: "use --encap vxlan"},
 		{name: "crosssubnet", mod: func(o *UpOptions) { o.WindowsNodes, o.Encap = 1, "vxlan-crosssubnet" }, wantErr: "use --encap vxlan"},
+		{name: "kubernetes datastore", mod: func(o *UpOptions) { o.WindowsNodes, o.Datastore, o.KubeAPIServerBin = 1, "kubernetes", "/bin/true" }, wantErr: "--datastore kubernetes: not supported"},
 		{name: "no binaries", mod: func(o *UpOptions) { o.WindowsNodes, o.WinCNIBin = 1, "" }, wantErr: "tortie-cni-fakehns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
