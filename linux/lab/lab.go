@@ -135,23 +135,7 @@ func checkDNSLabel(what, name string) error {
 func (l *Lab) writeProfile(ctx context.Context, name string, labels map[string]string) error {
 	p := kube.NamespaceProfile(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})
 	p.ResourceVersion = ""
-	for attempt := 0; ; attempt++ {
-		cur, err := l.be.Get(ctx, datastore.Key{Kind: api.KindProfile, Name: p.Name})
-		switch {
-		case errors.Is(err, datastore.ErrNotFound):
-			_, err = l.be.Create(ctx, p)
-		case err == nil:
-			upd := p.DeepCopy()
-			upd.ResourceVersion, upd.UID, upd.CreationTimestamp = cur.GetResourceVersion(), cur.GetUID(), cur.GetCreationTimestamp()
-			_, err = l.be.Update(ctx, upd)
-		}
-		if err == nil {
-			return nil
-		}
-		if attempt >= 5 || !errors.Is(err, datastore.ErrConflict) && !errors.Is(err, datastore.ErrAlreadyExists) {
-			return fmt.Errorf("writing Profile %s: %w", p.Name, err)
-		}
-	}
+	return l.putProfile(ctx, p) // sa.go
 }
 
 // AddNamespace adds a namespace with labels (its kns.<name> profile).

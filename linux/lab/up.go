@@ -398,17 +398,21 @@ func logTail(path string) string {
 
 // writeCNIBin makes dir/cni-bin, the CNI_PATH: tortie-cni under the names the conflist uses.
 func writeCNIBin(dir, cniBin string) error {
-	bin := filepath.Join(dir, "cni-bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
+	return linkCNIBin(filepath.Join(dir, "cni-bin"), cniBin, "CNI plugin directory")
+}
+
+// linkCNIBin makes the CNI_PATH directory d holding bin as tortie and tortie-ipam.
+func linkCNIBin(d, bin, what string) error {
+	if err := os.MkdirAll(d, 0o755); err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(cniBin)
+	abs, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
 	for _, name := range []string{"tortie", "tortie-ipam"} {
-		if err := os.Symlink(abs, filepath.Join(bin, name)); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("CNI plugin directory: %w", err)
+		if err := os.Symlink(abs, filepath.Join(d, name)); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return nil

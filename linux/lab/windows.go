@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -102,20 +101,7 @@ func makeWindowsNodes(dir string, s *State, o UpOptions) error {
 
 // writeWinCNIBin makes dir/cni-bin-windows: the tortie_fakehns tortie-cni as tortie and tortie-ipam.
 func writeWinCNIBin(dir, bin string) error {
-	d := filepath.Join(dir, "cni-bin-windows")
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		return err
-	}
-	for _, name := range []string{"tortie", "tortie-ipam"} {
-		if err := os.Symlink(abs, filepath.Join(d, name)); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("the Windows CNI plugin directory: %w", err)
-		}
-	}
-	return nil
+	return linkCNIBin(filepath.Join(dir, "cni-bin-windows"), bin, "the Windows CNI plugin directory")
 }
 
 // writeWindowsConf writes a Windows node's CNI configuration (makeNode): the Windows plugin on the
