@@ -39,7 +39,10 @@ func modelPods() []string {
 }
 
 // modelSourcePort is the source port of every probe of the policy model (platform/dptest/policy).
-const modelSourcePort = "40000"
+// The only case whose rules match source ports allows 40000:40010, so a re-probe after a mismatch
+// uses the next port of that range (40000 + attempt): same verdict, and no socket or conntrack entry
+// left by the previous attempt's port in the way.
+const modelSourcePort = 40000
 
 // sourcePortRule matches a rule whose source matches ports: the lab probes such a case from the
 // model's source port. Other cases probe from ephemeral ports, so a step's probes never ride a
@@ -124,10 +127,7 @@ func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
 		resetModel(t, l, applied, removed, relabelled, profiled, nodes)
 		l.ph.add("reset", start)
 	})
-	var probeArgs []string
-	if needsSourcePort(c) {
-		probeArgs = append(probeArgs, "--source-port", modelSourcePort)
-	}
+	fixedSourcePort := needsSourcePort(c)
 	for i, s := range c.Steps {
 		start := time.Now()
 		if s.Apply != "" {
@@ -173,8 +173,12 @@ func runCase(t *testing.T, parent *labT, c *policy.Case, nodes int) {
 			if attempt == 2 {
 				timeout = "3s"
 			}
+			probeArgs := []string{"--timeout", timeout}
+			if fixedSourcePort {
+				probeArgs = append(probeArgs, "--source-port", fmt.Sprint(modelSourcePort+attempt))
+			}
 			start := time.Now()
-			got := l.probe(append([]string{"--timeout", timeout}, probeArgs...)...)
+			got := l.probe(probeArgs...)
 			l.ph.add("probe", start)
 			diffs = diffs[:0]
 			for _, probe := range slices.Sorted(maps.Keys(probes)) {
